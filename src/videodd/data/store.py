@@ -1,0 +1,306 @@
+"""ClipStore: one prepared split on disk, opened instantly through a uint8 memmap.
+
+Layout of a store folder::
+
+    clips.npy    uint8 (N, T, H, W, C), memory-mapped on open
+    labels.npy   int64 (N,)
+    meta.json    dataset, split, classes, ClipSpec, mean/std, fingerprint, source ids, failures
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from videodd.data.spec import ClipSpec
+from videodd.io import atomic_dir
+
+STORE_FORMAT_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A ClipStore is missing, corrupt or does not match what it is used with."""
+
+
+@dataclass
+class StoreMeta:
+    """The manifest of a ClipStore (``meta.json``)."""
+
+    dataset: str
+    split: str
+    classes: list[str]
+    spec: ClipSpec
+    mean: list[float]
+    std: list[float]
+    fingerprint: str = ""
+    num_clips: int = 0
+    source_ids: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = STORE_FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "dataset": self.dataset,
+            "split": self.split,
+            "classes": list(self.classes),
+            "spec": self.spec.to_dict(),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "fingerprint": self.fingerprint,
+            "num_clips": self.num_clips,
+            "source_ids": list(self.source_ids),
+            "failures": list(self.failures),
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoreMeta:
+        return cls(
+            dataset=data["dataset"],
+            split=data["split"],
+            classes=list(data["classes"]),
+            spec=ClipSpec.from_dict(data["spec"]),
+            mean=[float(x) for x in data["mean"]],
+            std=[float(x) for x in data["std"]],
+            fingerprint=data.get("fingerprint", ""),
+            num_clips=int(data.get("num_clips", 0)),
+            source_ids=list(data.get("source_ids", [])),
+            failures=list(data.get("failures", [])),
+            extra=dict(data.get("extra", {})),
+            format_version=int(data.get("format_version", STORE_FORMAT_VERSION)),
+        )
+
+
+def compute_mean_std(clips: np.ndarray, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 clips ``(N, T, H, W, C)`` in [0, 1] units.
+
+    Accumulated in float64 over chunks so a memmapped store is never loaded whole.
+    """
+    channels = clips.shape[-1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    count = 0
+    for start in range(0, len(clips), chunk):
+        block = np.asarray(clips[start : start + chunk], dtype=np.float64) / 255.0
+        block = block.reshape(-1, channels)  # (n*T*H*W, C)
+        total += block.sum(0)
+        total_sq += (block**2).sum(0)
+        count += block.shape[0]
+    if count == 0:
+        raise StoreError("cannot compute mean/std of an empty set of clips")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 1e-12))
+    return mean.tolist(), std.tolist()
+
+
+def fingerprint_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec) -> str:
+    """sha256 of the clip bytes, labels, class names and spec (first 16 hex digits)."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"classes": classes, "spec": spec.to_dict()}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    for start in range(0, len(clips), 256):
+        h.update(np.ascontiguousarray(clips[start : start + 256]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def write_store(
+    root: str | Path,
+    clips: np.ndarray,
+    labels: np.ndarray,
+    *,
+    dataset: str,
+    split: str,
+    classes: list[str],
+    spec: ClipSpec,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    source_ids: list[str] | None = None,
+    failures: list[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ClipStore:
+    """Write a ClipStore atomically (the folder appears whole or not at all).
+
+    Args:
+        clips: uint8 ``(N, T, H, W, C)``.
+        labels: integer class indices ``(N,)`` into ``classes``.
+        mean, std: normalization; computed from ``clips`` when omitted (pass the training
+            store's values when writing a test store).
+    """
+    clips = np.asarray(clips)
+    labels = np.asarray(labels, dtype=np.int64)
+    if clips.dtype != np.uint8 or clips.ndim != 5:
+        raise StoreError(f"clips must be uint8 (N, T, H, W, C), got {clips.dtype} {clips.shape}")
+    if clips.shape[1:4] != spec.shape:
+        raise StoreError(f"clips have (T, H, W) = {clips.shape[1:4]} but the spec says {spec.shape}")
+    if labels.shape != (len(clips),):
+        raise StoreError(f"labels have shape {labels.shape}, expected ({len(clips)},)")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise StoreError(f"labels must be in [0, {len(classes)}), got [{labels.min()}, {labels.max()}]")
+    if mean is None or std is None:
+        mean, std = compute_mean_std(clips)
+    meta = StoreMeta(
+        dataset=dataset,
+        split=split,
+        classes=list(classes),
+        spec=spec,
+        mean=list(mean),
+        std=list(std),
+        fingerprint=fingerprint_arrays(clips, labels, list(classes), spec),
+        num_clips=len(clips),
+        source_ids=list(source_ids or []),
+        failures=list(failures or []),
+        extra=dict(extra or {}),
+    )
+    with atomic_dir(root) as tmp:
+        np.save(tmp / "clips.npy", clips)
+        np.save(tmp / "labels.npy", labels)
+        (tmp / "meta.json").write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
+    return ClipStore(root)
+
+
+class ClipStore:
+    """A prepared split: uint8 clips memory-mapped from ``clips.npy``, labels and manifest.
+
+    ``batch(indices)`` returns normalized float videos ``(N, C, T, H, W)``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise StoreError(f"{self.root}: no such ClipStore folder (run `videodd prepare` first)")
+        meta_path = self.root / "meta.json"
+        for name in ("meta.json", "clips.npy", "labels.npy"):
+            if not (self.root / name).is_file():
+                raise StoreError(f"{self.root / name}: missing; {self.root} is not a complete ClipStore")
+        try:
+            self.meta = StoreMeta.from_json(json.loads(meta_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise StoreError(f"{meta_path}: unreadable store manifest ({err})") from None
+        try:
+            self.clips = np.load(self.root / "clips.npy", mmap_mode="r", allow_pickle=False)
+            self.labels = np.load(self.root / "labels.npy", allow_pickle=False).astype(np.int64)
+        except (ValueError, OSError) as err:
+            raise StoreError(f"{self.root}: corrupt array file ({err})") from None
+        expected = (self.meta.num_clips, *self.meta.spec.shape)
+        if self.clips.dtype != np.uint8 or self.clips.shape[:4] != expected:
+            raise StoreError(
+                f"{self.root / 'clips.npy'}: shape {self.clips.shape} {self.clips.dtype} does not match the "
+                f"manifest (N, T, H, W) = {expected} uint8"
+            )
+        if self.labels.shape != (self.meta.num_clips,):
+            raise StoreError(f"{self.root / 'labels.npy'}: {self.labels.shape} labels for {expected[0]} clips")
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        return self.meta.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.meta.classes)
+
+    @property
+    def spec(self) -> ClipSpec:
+        return self.meta.spec
+
+    @property
+    def channels(self) -> int:
+        return int(self.clips.shape[-1])
+
+    @property
+    def video_shape(self) -> tuple[int, int, int, int]:
+        """(C, T, H, W) of one normalized float clip."""
+        return (self.channels, *self.spec.shape)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.meta.fingerprint
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the uint8 clips."""
+        return int(self.clips.nbytes)
+
+    def __len__(self) -> int:
+        return int(self.meta.num_clips)
+
+    def __repr__(self) -> str:
+        return (
+            f"ClipStore({str(self.root)!r}, dataset={self.meta.dataset!r}, split={self.meta.split!r}, "
+            f"clips={len(self)}, classes={self.num_classes}, shape={self.video_shape})"
+        )
+
+    def class_indices(self, c: int) -> np.ndarray:
+        """Indices of the clips of class ``c``."""
+        return np.flatnonzero(self.labels == c)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+    # -- reading -----------------------------------------------------------------------------
+    def normalization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean, std as float tensors shaped (C, 1, 1, 1) to broadcast over (N, C, T, H, W)."""
+        mean = torch.tensor(self.meta.mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        std = torch.tensor(self.meta.std, dtype=torch.float32).view(-1, 1, 1, 1)
+        return mean, std
+
+    def batch(self, indices: np.ndarray | list[int] | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Normalized float32 videos ``(n, C, T, H, W)`` for the given clip indices."""
+        idx = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")  # sorted reads are faster on a memmap
+        raw = np.empty((len(idx), *self.clips.shape[1:]), dtype=np.uint8)
+        raw[order] = self.clips[idx[order]]
+        return normalize_uint8(torch.from_numpy(raw).to(device), self.meta.mean, self.meta.std)
+
+    def labels_tensor(self, indices: np.ndarray | list[int] | None = None) -> torch.Tensor:
+        labels = self.labels if indices is None else self.labels[np.asarray(indices, dtype=np.int64)]
+        return torch.from_numpy(np.ascontiguousarray(labels))
+
+    # -- checks ------------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Recompute the fingerprint; raise StoreError if the data changed on disk."""
+        actual = fingerprint_arrays(self.clips, self.labels, self.classes, self.spec)
+        if actual != self.meta.fingerprint:
+            raise StoreError(
+                f"{self.root}: fingerprint {actual} does not match the manifest's {self.meta.fingerprint}; "
+                "the clips or labels were changed after prepare"
+            )
+
+    def check_compatible(self, *, classes: list[str], spec: ClipSpec, what: str) -> None:
+        """Refuse to pair this store with something made for other classes or another clip spec."""
+        problems = []
+        if list(classes) != list(self.classes):
+            missing = [c for c in classes if c not in self.classes]
+            extra = [c for c in self.classes if c not in classes]
+            if missing or extra:
+                problems.append(f"classes differ (only in {what}: {missing[:5]}; only in store: {extra[:5]})")
+            else:
+                problems.append("the same classes in a different order")
+        if spec.shape != self.spec.shape:
+            problems.append(f"clip shape (T, H, W) {spec.shape} in {what} vs {self.spec.shape} in the store")
+        if problems:
+            raise StoreError(f"{what} does not match store {self.root}: " + "; ".join(problems))
+
+
+def normalize_uint8(raw: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 ``(N, T, H, W, C)`` -> normalized float32 ``(N, C, T, H, W)``."""
+    x = raw.permute(0, 4, 1, 2, 3).float().div_(255.0)  # (N, C, T, H, W)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    return (x - m) / s
+
+
+def denormalize_to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Normalized float ``(N, C, T, H, W)`` -> uint8 ``(N, T, H, W, C)`` (clamped)."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    pixels = (x * s + m).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C)

@@ -1,0 +1,66 @@
+"""Name registries: a decorator to register, a lookup that lists the valid names on error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """Raised when a name is not in a registry; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it readable.
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """A named collection of factories (classes or functions).
+
+    >>> MODELS = Registry("model")
+    >>> @MODELS.register("tiny")
+    ... def tiny(num_classes): ...
+    >>> MODELS.get("tiny") is tiny
+    True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._docs: dict[str, str] = {}
+
+    def register(self, name: str, doc: str | None = None) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            text = doc if doc is not None else (getattr(obj, "__doc__", None) or "")
+            self._docs[name] = text.strip().splitlines()[0] if text.strip() else ""
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._items)) or "(none registered)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}") from None
+
+    def doc(self, name: str) -> str:
+        """First line of the registered object's docstring."""
+        self.get(name)
+        return self._docs[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
