@@ -1,0 +1,260 @@
+"""The one distillation loop: a Parametrization optimised under an Objective, or a Selector.
+
+``distill(train_store, cfg, run_dir)`` returns a DistilledSet and leaves in ``run_dir``:
+``config.yaml`` (resolved), ``metrics.jsonl``, ``checkpoint.safetensors`` (while running) and
+``distilled.safetensors``. ``resume=True`` continues a killed run from its last checkpoint to
+the same result as an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from videodd.checkpoint import load_state, save_state
+from videodd.config import from_dict, to_dict
+from videodd.data.store import ClipStore
+from videodd.distilled import DistilledManifest, DistilledSet
+from videodd.io import atomic_path
+from videodd.methods import MethodSpec, get_method
+from videodd.objectives import OBJECTIVES
+from videodd.seeding import make_generator
+from videodd.selection import SELECTORS
+from videodd.synthesis import PARAMETRIZATIONS, Parametrization
+
+DEFAULT_AUGMENT = ("color", "crop", "cutout", "scale", "rotate")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Settings of one distillation run (YAML recipe fields; CLI flags override them).
+
+    Attributes:
+        method: recipe name (``videodd methods`` lists them).
+        ipc: synthetic or selected videos per class.
+        seed: seeds every random draw of the run.
+        iterations: optimisation steps of the synthetic set (synthesis methods).
+        lr: learning rate of the synthetic tensors.
+        momentum: SGD momentum of the synthetic tensors.
+        batch_real: real clips per class drawn each iteration.
+        model: registry name of the network the objective uses.
+        init: ``real`` (random real clips) or ``noise`` initialisation of pixels.
+        augment: siamese augmentation ops applied to real and synthetic batches ([] for none).
+        amp: bfloat16 autocast for network passes on CUDA.
+        checkpoint_every: iterations between checkpoints (and the last one always).
+        log_every: iterations between metric lines in metrics.jsonl.
+    """
+
+    method: str = "dm"
+    ipc: int = 1
+    seed: int = 0
+    iterations: int = 200
+    lr: float = 1.0
+    momentum: float = 0.5
+    batch_real: int = 64
+    model: str = "convnet3d-s"
+    init: str = "real"
+    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    amp: bool = True
+    checkpoint_every: int = 25
+    log_every: int = 5
+
+    def __post_init__(self) -> None:
+        if self.ipc < 1:
+            raise ValueError(f"ipc must be >= 1, got {self.ipc}")
+        if self.iterations < 0 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("iterations >= 0, checkpoint_every >= 1 and log_every >= 1 are required")
+
+
+def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> DistillConfig:
+    """Method defaults, then ``overrides`` (from a YAML recipe and/or CLI flags)."""
+    spec = get_method(method)
+    data = {**spec.defaults, **(overrides or {}), "method": method}
+    return from_dict(DistillConfig, data)
+
+
+class NonFiniteError(RuntimeError):
+    """The synthetic set or the loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class DistillResult:
+    """What ``distill`` returns."""
+
+    distilled: DistilledSet
+    run_dir: Path
+    seconds: float
+    seconds_per_iteration: float
+    resumed_from: int
+
+
+def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str, **extra: Any) -> DistilledManifest:
+    return DistilledManifest(
+        kind=kind,
+        method=spec.name,
+        config=to_dict(cfg),
+        dataset=store.meta.dataset,
+        dataset_fingerprint=store.fingerprint,
+        classes=list(store.classes),
+        spec=store.spec,
+        mean=list(store.meta.mean),
+        std=list(store.meta.std),
+        seed=cfg.seed,
+        ipc=cfg.ipc,
+        extra={"full_train_bytes": store.nbytes, **extra},
+    )
+
+
+def _select(spec: MethodSpec, cfg: DistillConfig, store: ClipStore) -> DistilledSet:
+    idx = SELECTORS.get(spec.selector)(store, cfg.ipc, make_generator(cfg.seed))
+    clips = torch.from_numpy(store.clips[idx].copy())  # uint8 (N, T, H, W, C)
+    manifest = _manifest(spec, cfg, store, "real-clips", source_ids=[_source_id(store, int(i)) for i in idx])
+    return DistilledSet(tensors={"clips": clips}, labels=store.labels_tensor(idx), manifest=manifest)
+
+
+def _source_id(store: ClipStore, i: int) -> str:
+    return store.meta.source_ids[i] if i < len(store.meta.source_ids) else f"index:{i}"
+
+
+def _append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(path: Path, iteration: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()
+            and json.loads(ln).get("iteration", 0) <= iteration]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+
+
+def distill(
+    train_store: ClipStore,
+    cfg: DistillConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    on_iteration: Callable[[int, Parametrization], None] | None = None,
+) -> DistillResult:
+    """Run the method ``cfg.method`` on ``train_store`` and write its DistilledSet to ``run_dir``.
+
+    Args:
+        resume: continue from ``run_dir/checkpoint.safetensors`` (the config must match).
+        on_iteration: called after each completed iteration (1-based) - hooks, tests.
+    """
+    spec = get_method(cfg.method)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.yaml"
+    resolved = {"distill": to_dict(cfg), "store": str(train_store.root), "fingerprint": train_store.fingerprint}
+    if resume and config_path.exists():
+        previous = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        if previous != resolved:
+            raise ValueError(f"{config_path}: the run being resumed used a different config or store; "
+                             "resume with the same settings or start a new --out folder")
+    with atomic_path(config_path) as tmp:
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+    start = time.perf_counter()
+
+    if spec.selector is not None:
+        distilled = _select(spec, cfg, train_store)
+        distilled.save(run_dir / "distilled.safetensors")
+        seconds = time.perf_counter() - start
+        return DistillResult(distilled, run_dir, seconds, 0.0, 0)
+
+    device = torch.device(device)
+    generator = make_generator(cfg.seed)
+    param: Parametrization = PARAMETRIZATIONS.get(spec.parametrization)(
+        train_store, cfg.ipc, generator, init=cfg.init
+    ).to(device)
+    objective = OBJECTIVES.get(spec.objective)(train_store, cfg, device)
+    optimizer = torch.optim.SGD(param.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    ckpt_path = run_dir / "checkpoint.safetensors"
+    metrics_path = run_dir / "metrics.jsonl"
+    first = 0
+    if resume and ckpt_path.exists():
+        state = load_state(ckpt_path)
+        param.load_state_dict(state["param"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if hasattr(objective, "load_state_dict"):
+            objective.load_state_dict(state["objective"])
+        first = int(state["iteration"])
+        _truncate_metrics(metrics_path, first)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    def checkpoint(iteration: int) -> None:
+        state = {
+            "iteration": iteration,
+            "param": param.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "objective": objective.state_dict() if hasattr(objective, "state_dict") else {},
+        }
+        save_state(ckpt_path, state)
+
+    if first == 0 and cfg.iterations > 0:
+        checkpoint(0)
+    last_good = first
+    loop_start = time.perf_counter()
+    pending: list[dict[str, Any]] = []
+    bar = tqdm(range(first, cfg.iterations), desc=f"distill {spec.name}", disable=not progress,
+               initial=first, total=cfg.iterations)
+    for it in bar:
+        out = objective.loss(param, generator)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        bad = param.nonfinite()
+        if bad or not torch.isfinite(out.loss):
+            what = f"parameters {bad}" if bad else "the loss"
+            raise NonFiniteError(
+                f"iteration {it + 1}: NaN/Inf in {what} of the synthetic set; stopped. The last good checkpoint "
+                f"(iteration {last_good}) is kept at {ckpt_path}; lower --lr and resume or restart."
+            )
+        done = it + 1
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            pending.append({"iteration": done, **out.metrics, "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{out.metrics.get('loss', float('nan')):.4g}")
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            _append_jsonl(metrics_path, pending)
+            pending = []
+            checkpoint(done)
+            last_good = done
+        if on_iteration is not None:
+            on_iteration(done, param)
+    steps = cfg.iterations - first
+    per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
+    distilled = DistilledSet(
+        tensors=param.stored_tensors(),
+        labels=param.labels().detach().cpu(),
+        manifest=_manifest(spec, cfg, train_store, param.kind, seconds_per_iteration=per_iter),
+    )
+    distilled.save(run_dir / "distilled.safetensors")
+    return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)
+
+
+def describe_config() -> list[tuple[str, str]]:
+    """(field, doc) pairs of DistillConfig, parsed from its docstring, for ``--help``."""
+    doc = DistillConfig.__doc__ or ""
+    out = []
+    for f in dataclasses.fields(DistillConfig):
+        line = next((ln.strip() for ln in doc.splitlines() if ln.strip().startswith(f"{f.name}:")), "")
+        out.append((f.name, line.partition(":")[2].strip()))
+    return out

@@ -1,0 +1,20 @@
+"""Errors caused by the user's input: the CLI prints their message instead of a traceback."""
+
+from __future__ import annotations
+
+from videodd.checkpoint import CheckpointError
+from videodd.config import ConfigError
+from videodd.data.store import StoreError
+from videodd.distill import NonFiniteError
+from videodd.distilled import DistilledSetError
+from videodd.registry import UnknownNameError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UnknownNameError,
+    StoreError,
+    DistilledSetError,
+    ConfigError,
+    CheckpointError,
+    NonFiniteError,
+    FileNotFoundError,
+)

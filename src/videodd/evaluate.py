@@ -1,0 +1,376 @@
+"""The fixed evaluation protocol: train fresh models on a distilled set, test on a ClipStore.
+
+``evaluate(distilled, test_store, protocol) -> EvalReport``. Nothing here ever looks at test
+accuracy to choose anything: every run reports its final model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from videodd import __version__
+from videodd.config import to_dict
+from videodd.data.store import ClipStore
+from videodd.distilled import DistilledSet
+from videodd.io import write_json
+from videodd.models import create_model
+from videodd.registry import Registry
+from videodd.seeding import make_generator, seeded
+from videodd.train import StoreData, TensorData, TrainConfig, VideoData, fit, predict
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """A named, versioned evaluation protocol (saved inside every report).
+
+    Attributes:
+        name, version: identity; a changed protocol gets a new version.
+        model: registry name of the evaluation network (a fresh one per run).
+        runs: independent runs (fresh init, fresh shuffling); mean ± std is reported.
+        train: the schedule used to train on a distilled set.
+        reference_train: the schedule for the full-training-set reference.
+        use_learned_lr: use the lr stored in a distilled set (MTT) instead of ``train.lr``.
+        eval_batch_size: batch size at test time.
+        description: one line for reports.
+    """
+
+    name: str
+    version: int
+    model: str
+    runs: int
+    train: TrainConfig
+    reference_train: TrainConfig
+    use_learned_lr: bool = True
+    eval_batch_size: int = 256
+    description: str = ""
+
+    def with_model(self, model: str) -> EvalProtocol:
+        return dataclasses.replace(self, model=model)
+
+    def with_runs(self, runs: int) -> EvalProtocol:
+        return dataclasses.replace(self, runs=runs)
+
+
+PROTOCOLS: Registry[EvalProtocol] = Registry("evaluation protocol")
+_PUBLISHED = TrainConfig(epochs=500, batch_size=256, lr=0.01, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,))
+PROTOCOLS.register("vdsd")(
+    EvalProtocol(
+        name="vdsd",
+        version=1,
+        model="convnet3d",
+        runs=5,
+        train=_PUBLISHED,
+        reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
+        description="published schedule (SGD 0.9, wd 5e-4, lr 0.01, 500 epochs, x0.1 at half, batch 256), 5 runs",
+    )
+)
+PROTOCOLS.register("default")(
+    EvalProtocol(
+        name="default",
+        version=1,
+        model="convnet3d",
+        runs=3,
+        train=_PUBLISHED,
+        reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
+        description="published schedule, deterministic centre test clips, final model, 3 runs",
+    )
+)
+PROTOCOLS.register("cpu")(
+    EvalProtocol(
+        name="cpu",
+        version=1,
+        model="convnet3d-s",
+        runs=3,
+        train=TrainConfig(epochs=300, batch_size=256, lr=0.01, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,)),
+        reference_train=TrainConfig(epochs=30, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
+        description="CPU-scale: convnet3d-s, 300 epochs (x0.1 at half), deterministic test clips, final model, 3 runs",
+    )
+)
+
+
+def get_protocol(name: str) -> EvalProtocol:
+    return PROTOCOLS.get(name)
+
+
+@dataclass
+class RunResult:
+    """One evaluation run: a fresh model trained with ``seed``, tested once."""
+
+    seed: int
+    top1: float
+    top5: float
+    per_class: list[float]
+    final_train_loss: float
+    train_seconds: float
+
+
+@dataclass
+class Summary:
+    """Runs of one configuration with mean ± std (std over runs, ddof 0 as the papers report)."""
+
+    runs: list[RunResult]
+    top1_mean: float = 0.0
+    top1_std: float = 0.0
+    top5_mean: float = 0.0
+    top5_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.runs:
+            t1 = np.array([r.top1 for r in self.runs])
+            t5 = np.array([r.top5 for r in self.runs])
+            self.top1_mean, self.top1_std = float(t1.mean()), float(t1.std())
+            self.top5_mean, self.top5_std = float(t5.mean()), float(t5.std())
+
+    @property
+    def per_class_mean(self) -> list[float]:
+        return np.nanmean(np.array([r.per_class for r in self.runs]), axis=0).tolist()
+
+    def fmt(self) -> str:
+        return f"{100 * self.top1_mean:.1f} ± {100 * self.top1_std:.1f}"
+
+
+@dataclass
+class EvalReport:
+    """Everything an evaluation measured; ``to_markdown()`` for people, ``save()`` for machines."""
+
+    method: str
+    ipc: int
+    dataset: str
+    dataset_fingerprint: str
+    model: str
+    protocol: dict[str, Any]
+    result: Summary
+    classes: list[str]
+    storage_bytes: int
+    storage_by_tensor: dict[str, int]
+    full_train_bytes: int
+    wall_seconds: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    references: dict[str, Summary] = field(default_factory=dict)
+    library_version: str = __version__
+
+    @property
+    def compression_ratio(self) -> float:
+        """Full training set bytes (uint8 clips) over the bytes the method keeps."""
+        return self.full_train_bytes / max(self.storage_bytes, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["compression_ratio"] = self.compression_ratio
+        data["per_class_mean"] = dict(zip(self.classes, self.result.per_class_mean, strict=True))
+        return data
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, _finite(self.to_json()))
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"### {self.method} on {self.dataset} (IPC {self.ipc}, model {self.model}, protocol "
+            f"{self.protocol['name']} v{self.protocol['version']})",
+            "",
+            "| set | top-1 (%) | top-5 (%) | runs |",
+            "|---|---|---|---|",
+            _row(self.method, self.result),
+        ]
+        for name, summary in self.references.items():
+            lines.append(_row(name, summary))
+        lines += [
+            "",
+            f"storage: {self.storage_bytes:,} bytes (compression x{self.compression_ratio:,.1f} vs the "
+            f"{self.full_train_bytes:,}-byte training set); wall time {self.wall_seconds:.1f} s; "
+            f"peak memory {self.peak_memory_bytes / 2**20:,.0f} MiB ({self.peak_memory_kind})",
+        ]
+        return "\n".join(lines)
+
+
+def _row(name: str, s: Summary) -> str:
+    return f"| {name} | {s.fmt()} | {100 * s.top5_mean:.1f} ± {100 * s.top5_std:.1f} | {len(s.runs)} |"
+
+
+def _finite(obj: Any) -> Any:
+    """NaN -> None so the JSON is strict."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda max allocated"
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
+
+
+def run_protocol(
+    train_data: VideoData,
+    test_store: ClipStore,
+    protocol: EvalProtocol,
+    train_cfg: TrainConfig,
+    *,
+    seeds: list[int],
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "eval",
+) -> Summary:
+    """Train one fresh ``protocol.model`` per seed on ``train_data`` and test each final model."""
+    runs = []
+    for i, seed in enumerate(seeds):
+        gen = make_generator(seed)
+        with seeded(gen):
+            model = create_model(protocol.model, test_store.num_classes, test_store.video_shape)
+        fitted = fit(model, train_data, train_cfg, generator=gen, device=device, progress=progress,
+                     desc=f"{desc} run {i + 1}/{len(seeds)}")
+        pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
+        runs.append(
+            RunResult(
+                seed=seed,
+                top1=pred.topk(1),
+                top5=pred.topk(5),
+                per_class=pred.per_class(test_store.num_classes),
+                final_train_loss=fitted.epoch_losses[-1],
+                train_seconds=fitted.seconds,
+            )
+        )
+    return Summary(runs)
+
+
+def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summary]) -> Summary:
+    """Reference results are the same for every method: compute once per key, keep as JSON."""
+    cache = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
+    if cache is not None and cache.is_file():
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        return Summary([RunResult(**r) for r in data["runs"]])
+    summary = compute()
+    if cache is not None:
+        write_json(cache, _finite({"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs]}))
+    return summary
+
+
+def _reference_key(kind: str, train_store: ClipStore, test_store: ClipStore, protocol: EvalProtocol, seed: int) -> str:
+    return (f"{kind}-{protocol.name}-v{protocol.version}-{protocol.model}-r{protocol.runs}-s{seed}-"
+            f"{train_store.fingerprint}-{test_store.fingerprint}")
+
+
+def random_real_reference(
+    train_store: ClipStore,
+    test_store: ClipStore,
+    protocol: EvalProtocol,
+    ipc: int,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Summary:
+    """Random real clips at ``ipc``: a new random selection for every run (cached by key)."""
+    key = _reference_key(f"random-ipc{ipc}", train_store, test_store, protocol, seed)
+    return _cached(cache_dir, key, lambda: _random_real(train_store, test_store, protocol, ipc, seed, device, progress))
+
+
+def _random_real(train_store: ClipStore, test_store: ClipStore, protocol: EvalProtocol, ipc: int, seed: int,
+                 device: str | torch.device, progress: bool) -> Summary:
+    from videodd.selection import select_random
+
+    runs: list[RunResult] = []
+    for r in range(protocol.runs):
+        idx = select_random(train_store, ipc, make_generator(10_000 + seed * 101 + r))
+        runs += run_protocol(StoreData(train_store, idx), test_store, protocol, protocol.train,
+                             seeds=[seed * 1000 + r], device=device, progress=progress,
+                             desc=f"random IPC {ipc}").runs
+    return Summary(runs)
+
+
+def full_data_reference(
+    train_store: ClipStore,
+    test_store: ClipStore,
+    protocol: EvalProtocol,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Summary:
+    """The full training set under ``protocol.reference_train`` (cached by key)."""
+    key = _reference_key("full", train_store, test_store, protocol, seed)
+    return _cached(cache_dir, key, lambda: run_protocol(
+        StoreData(train_store), test_store, protocol, protocol.reference_train,
+        seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device, progress=progress, desc="full data"))
+
+
+def evaluate(
+    distilled: DistilledSet,
+    test_store: ClipStore,
+    protocol: EvalProtocol | str = "default",
+    *,
+    train_store: ClipStore | None = None,
+    references: tuple[str, ...] = ("random", "full"),
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    cache_dir: str | Path | None = None,
+) -> EvalReport:
+    """Evaluate ``distilled`` under ``protocol`` on ``test_store``.
+
+    Args:
+        train_store: needed for the references (random real clips at the same IPC, full data)
+            and the compression ratio.
+        references: which references to compute: ``"random"`` and/or ``"full"``.
+        cache_dir: where reference results are cached between calls (they do not depend on the method).
+    """
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    distilled.check_compatible(test_store)
+    device = torch.device(device)
+    start = time.perf_counter()
+    mat = distilled.materialize(device="cpu")
+    train_cfg = protocol.train
+    if protocol.use_learned_lr and distilled.manifest.learned_lr is not None:
+        train_cfg = dataclasses.replace(train_cfg, lr=float(distilled.manifest.learned_lr))
+    result = run_protocol(TensorData(mat.videos, mat.labels), test_store, protocol, train_cfg,
+                          seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device,
+                          progress=progress, desc=distilled.manifest.method)
+    refs: dict[str, Summary] = {}
+    if train_store is not None:
+        distilled.check_compatible(train_store)
+        if "random" in references:
+            refs[f"random real IPC {distilled.ipc}"] = random_real_reference(
+                train_store, test_store, protocol, distilled.ipc, seed=seed, device=device, progress=progress,
+                cache_dir=cache_dir,
+            )
+        if "full" in references:
+            refs["full training set"] = full_data_reference(
+                train_store, test_store, protocol, seed=seed, device=device, progress=progress, cache_dir=cache_dir
+            )
+    storage = distilled.storage_bytes()
+    peak, kind = _peak_memory(device)
+    return EvalReport(
+        method=distilled.manifest.method,
+        ipc=distilled.ipc,
+        dataset=distilled.manifest.dataset,
+        dataset_fingerprint=distilled.manifest.dataset_fingerprint,
+        model=protocol.model,
+        protocol=to_dict(protocol),
+        result=result,
+        classes=list(test_store.classes),
+        storage_bytes=storage["total"],
+        storage_by_tensor={k: v for k, v in storage.items() if k != "total"},
+        full_train_bytes=train_store.nbytes if train_store is not None else 0,
+        wall_seconds=time.perf_counter() - start,
+        peak_memory_bytes=peak,
+        peak_memory_kind=kind,
+        references=refs,
+    )

@@ -1,0 +1,202 @@
+"""The one training loop: evaluation models, teachers and experts all train through ``fit``.
+
+Data comes from a ``VideoData`` (in-memory tensors or a ClipStore); videos are float
+``(N, C, T, H, W)`` in normalized space; labels are int64 ``(N,)`` or soft ``(N, K)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from videodd.data.store import ClipStore
+from videodd.seeding import seeded
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD training schedule.
+
+    Attributes:
+        epochs: passes over the training data.
+        batch_size: mini-batch size (the last, smaller batch of an epoch is kept).
+        lr: initial learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        lr_milestones: fractions of ``epochs`` at which the lr is multiplied by ``lr_gamma``.
+        lr_gamma: the lr decay factor.
+    """
+
+    epochs: int = 500
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[float, ...] = (0.5,)
+    lr_gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("TrainConfig needs epochs >= 1, batch_size >= 1 and lr > 0")
+
+
+class VideoData(Protocol):
+    """Random-access labelled videos."""
+
+    def __len__(self) -> int: ...
+
+    def get(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Videos ``(n, C, T, H, W)`` and labels for ``indices``."""
+        ...
+
+
+@dataclass
+class TensorData:
+    """Videos already in memory (a materialized distilled set)."""
+
+    videos: torch.Tensor  # (N, C, T, H, W)
+    labels: torch.Tensor  # (N,) int64 or (N, K) float
+
+    def __post_init__(self) -> None:
+        if self.videos.ndim != 5:
+            raise ValueError(f"videos must be (N, C, T, H, W), got {tuple(self.videos.shape)}")
+        if len(self.labels) != len(self.videos):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.videos)} videos")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def get(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long, device=self.videos.device)
+        return self.videos[idx].to(device), self.labels[idx].to(device)
+
+
+@dataclass
+class StoreData:
+    """Clips read from a ClipStore (optionally a subset of its indices)."""
+
+    store: ClipStore
+    indices: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.store) if self.indices is None else len(self.indices)
+
+    def get(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(indices) if self.indices is None else self.indices[np.asarray(indices)]
+        return self.store.batch(idx, device), self.store.labels_tensor(idx).to(device)
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with hard ``(N,)`` or soft ``(N, K)`` labels."""
+    if labels.ndim == 2:
+        return torch.sum(-labels * F.log_softmax(logits, dim=1), dim=1).mean()
+    return F.cross_entropy(logits, labels)
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the trained model and its per-epoch training loss."""
+
+    model: nn.Module
+    epoch_losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def fit(
+    model: nn.Module,
+    data: VideoData,
+    cfg: TrainConfig,
+    *,
+    generator: torch.Generator,
+    device: str | torch.device = "cpu",
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``model`` on ``data`` with SGD and a step schedule.
+
+    Args:
+        generator: the only source of randomness (shuffling, augmentation).
+        augment: optional ``f(videos, generator) -> videos`` applied to each batch.
+        on_epoch_end: called as ``on_epoch_end(epoch, model)`` after every epoch (1-based),
+            e.g. to snapshot expert trajectories or to evaluate on a validation split.
+    """
+    device = torch.device(device)
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    result = FitResult(model=model)
+    n = len(data)
+    start = time.perf_counter()
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not progress, leave=False)
+    # Dropout draws from the global RNG: seed it from our generator (restored afterwards).
+    with seeded(generator):
+        for epoch in bar:
+            order = torch.randperm(n, generator=generator).numpy()
+            total, count = 0.0, 0
+            for s in range(0, n, cfg.batch_size):
+                x, y = data.get(order[s : s + cfg.batch_size], device)
+                if augment is not None:
+                    x = augment(x, generator)
+                loss = loss_fn(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(x)
+                count += len(x)
+                result.steps += 1
+            sched.step()
+            result.epoch_losses.append(total / max(count, 1))
+            bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model)
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+@dataclass
+class Predictions:
+    """Logits of a model on a labelled set."""
+
+    logits: torch.Tensor  # (N, K)
+    labels: torch.Tensor  # (N,)
+
+    def topk(self, k: int) -> float:
+        k = min(k, self.logits.shape[1])
+        hit = self.logits.topk(k, dim=1).indices.eq(self.labels[:, None]).any(dim=1)
+        return float(hit.float().mean())
+
+    def per_class(self, num_classes: int) -> list[float]:
+        pred = self.logits.argmax(1)
+        out = []
+        for c in range(num_classes):
+            mask = self.labels == c
+            out.append(float(pred[mask].eq(c).float().mean()) if mask.any() else float("nan"))
+        return out
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, data: VideoData, *, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> Predictions:
+    """Logits for every clip of ``data``, in order, with the model in eval mode."""
+    device = torch.device(device)
+    model.to(device).eval()
+    logits, labels = [], []
+    for s in range(0, len(data), batch_size):
+        x, y = data.get(np.arange(s, min(s + batch_size, len(data))), device)
+        logits.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return Predictions(torch.cat(logits), torch.cat(labels))

@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny ClipStores made in the test (no downloads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videodd.data.spec import ClipSpec
+from videodd.data.store import ClipStore, write_store
+
+TINY_SPEC = ClipSpec(frames=4, size=32, stride=1, train_sampling="center")
+
+
+def tiny_clips(
+    num_classes: int, per_class: int, seed: int, spec: ClipSpec = TINY_SPEC
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, T, H, W, 3): class c is a bright square in colour channel c % 3 moving down
+    (even c) or up (odd c), on noise, so both appearance and motion carry the label."""
+    rng = np.random.default_rng(seed)
+    t, s = spec.frames, spec.size
+    n = num_classes * per_class
+    clips = rng.integers(0, 60, size=(n, t, s, s, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(num_classes), per_class)
+    for i, c in enumerate(labels):
+        x0 = rng.integers(0, s - 8)
+        y0 = rng.integers(4, s - 8 - t)
+        for f in range(t):
+            y = y0 + (f if c % 2 == 0 else t - 1 - f)
+            clips[i, f, y : y + 8, x0 : x0 + 8, c % 3] = 230
+    return clips, labels
+
+
+def make_tiny_stores(root: Path, num_classes: int = 3, train_per_class: int = 6, test_per_class: int = 4):
+    classes = [f"class{c}" for c in range(num_classes)]
+    clips, labels = tiny_clips(num_classes, train_per_class, seed=1)
+    train = write_store(root / "train", clips, labels, dataset="tiny", split="train", classes=classes, spec=TINY_SPEC,
+                        source_ids=[f"train/{i}" for i in range(len(clips))])
+    clips, labels = tiny_clips(num_classes, test_per_class, seed=2)
+    test = write_store(root / "test", clips, labels, dataset="tiny", split="test", classes=classes, spec=TINY_SPEC,
+                       mean=train.meta.mean, std=train.meta.std)
+    return train, test
+
+
+@pytest.fixture()
+def tiny_stores(tmp_path: Path) -> tuple[ClipStore, ClipStore]:
+    return make_tiny_stores(tmp_path / "data")
+
+
+@pytest.fixture()
+def test_data_dir() -> Path:
+    """``$VIDEODD_TEST_DATA`` (the shared real clips); skips when unset."""
+    root = os.environ.get("VIDEODD_TEST_DATA")
+    if not root:
+        pytest.skip("VIDEODD_TEST_DATA is not set")
+    return Path(root)

@@ -1,0 +1,89 @@
+"""End-to-end CLI runs on a tiny store made in the test."""
+
+import json
+
+import pytest
+
+from conftest import make_tiny_stores
+from videodd.cli import main
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    make_tiny_stores(tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_distill_evaluate_info_end_to_end(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["distill", "--method", "dm", "--ipc", "1", "--data", str(data_dir), "--out", str(run),
+                 "--iterations", "3", "--batch-real", "4", "--quiet", "--device", "cpu"]) == 0
+    assert (run / "distilled.safetensors").is_file() and (run / "config.yaml").is_file()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) >= 1
+    assert main(["evaluate", str(run / "distilled.safetensors"), "--data", str(data_dir), "--protocol", "cpu",
+                 "--runs", "1", "--quiet", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| dm | 1 |" in out and "random real IPC 1" in out and "full training set" in out
+    report = json.loads((run / "report.json").read_text())
+    assert report["method"] == "dm" and len(report["result"]["runs"]) == 1
+    assert report["storage_bytes"] > 0 and report["compression_ratio"] > 1
+    assert set(report["per_class_mean"]) == {"class0", "class1", "class2"}
+    assert list((data_dir / "references").glob("full-*.json"))  # cached for the next method
+    assert main(["info", str(run / "distilled.safetensors")]) == 0
+    assert "IPC" in capsys.readouterr().out
+    assert main(["info", str(data_dir / "train")]) == 0
+    assert "ClipStore" in capsys.readouterr().out
+
+
+def test_resume_flag_continues(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["distill", "--method", "dm", "--data", str(data_dir), "--out", str(run), "--iterations", "4",
+            "--batch-real", "4", "--checkpoint-every", "2", "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    assert "resumed from iteration 4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["distill", "--method", "dmm", "--data", "{data}"], "valid methods: dm, random"),
+        (["distill", "--method", "dm", "--model", "vgg", "--iterations", "1", "--data", "{data}"], "valid models"),
+        (["evaluate", "{tmp}/missing.safetensors", "--data", "{data}"], "missing.safetensors"),
+        (["evaluate", "{tmp}/garbage.safetensors", "--data", "{data}"], "truncated or not a safetensors file"),
+        (["evaluate", "{tmp}/x.safetensors", "--data", "{data}", "--protocol", "nope"], "valid evaluation protocols"),
+        (["prepare", "kinetics-9000", "--out", "{tmp}/x"], "valid datasets"),
+        (["distill", "--method", "dm", "--data", "{tmp}/nothing"], "no such ClipStore"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(data_dir, tmp_path, capsys, argv, message):
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 7)
+    if "x.safetensors" in " ".join(argv):
+        main(["distill", "--method", "random", "--data", str(data_dir), "--out", str(tmp_path), "--quiet"])
+        (tmp_path / "distilled.safetensors").rename(tmp_path / "x.safetensors")
+    argv = [a.format(data=data_dir, tmp=tmp_path) for a in argv]
+    assert main([*argv, "--quiet"] if argv[0] in ("distill", "evaluate") else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_mismatched_store_is_refused(data_dir, tmp_path, capsys):
+    from conftest import make_tiny_stores
+
+    other = tmp_path / "other"
+    make_tiny_stores(other, num_classes=4)
+    main(["distill", "--method", "random", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--quiet"])
+    code = main(["evaluate", str(tmp_path / "r" / "distilled.safetensors"), "--data", str(other), "--quiet"])
+    assert code == 2 and "class3" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--ipc", "--iterations", "--lr", "--batch-real", "--augment", "--resume", "--checkpoint-every"):
+        assert flag in text
+    main(["methods"])
+    main(["models"])
+    out = capsys.readouterr().out
+    assert "dm" in out and "convnet3d-s" in out

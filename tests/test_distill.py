@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import torch
+
+from videodd.checkpoint import load_state, save_state
+from videodd.distill import NonFiniteError, distill, resolve_config
+from videodd.distilled import DistilledSet
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted_run(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    cfg = resolve_config("dm", {"ipc": 1, "iterations": 7, "batch_real": 4, "checkpoint_every": 3, "log_every": 1})
+    full = distill(train, cfg, tmp_path / "full")
+
+    def kill_at_5(it, _param):
+        if it == 5:  # after the checkpoint at 3, before the one at 6
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        distill(train, cfg, tmp_path / "resumed", on_iteration=kill_at_5)
+    resumed = distill(train, cfg, tmp_path / "resumed", resume=True)
+    assert resumed.resumed_from == 3
+    assert torch.equal(full.distilled.tensors["videos"], resumed.distilled.tensors["videos"])
+    # the metrics log has each iteration once, as the uninterrupted run's
+    rows = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    rows_full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == list(range(1, 8))
+    assert [r["loss"] for r in rows] == [r["loss"] for r in rows_full]
+    # and the saved file holds the same
+    again = DistilledSet.load(tmp_path / "resumed" / "distilled.safetensors")
+    assert torch.equal(again.tensors["videos"], full.distilled.tensors["videos"])
+
+
+def test_resume_refuses_a_different_config(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    cfg = resolve_config("dm", {"iterations": 2, "batch_real": 4})
+    distill(train, cfg, tmp_path / "r")
+    with pytest.raises(ValueError, match="different config"):
+        distill(train, resolve_config("dm", {"iterations": 3, "batch_real": 4}), tmp_path / "r", resume=True)
+
+
+def test_nan_stops_with_iteration_and_keeps_last_good_checkpoint(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    cfg = resolve_config("dm", {"iterations": 10, "batch_real": 4, "checkpoint_every": 2})
+
+    def poison(it, param):
+        if it == 4:
+            with torch.no_grad():
+                param.videos[0, 0, 0, 0, 0] = float("nan")
+
+    # iteration 4's update is fine, the poison lands after it; iteration 5 sees NaN in the loss
+    with pytest.raises(NonFiniteError, match="iteration 5") as err:
+        distill(train, cfg, tmp_path / "r", on_iteration=poison)
+    assert "iteration 4" in str(err.value)  # last good checkpoint named
+    state = load_state(tmp_path / "r" / "checkpoint.safetensors")
+    assert state["iteration"] == 4 and torch.isfinite(state["param"]["videos"]).all()
+
+
+def test_random_selection_is_real_clips_per_class(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    res = distill(train, resolve_config("random", {"ipc": 2, "seed": 3}), tmp_path / "r")
+    d = res.distilled
+    assert d.manifest.kind == "real-clips" and d.tensors["clips"].dtype == torch.uint8
+    assert d.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    ids = d.manifest.extra["source_ids"]
+    idx = [int(s.split("/")[1]) for s in ids]
+    assert all(train.labels[i] == lab for i, lab in zip(idx, d.labels.tolist(), strict=True))
+    assert torch.equal(d.tensors["clips"], torch.from_numpy(train.clips[idx].copy()))
+    other = distill(train, resolve_config("random", {"ipc": 2, "seed": 4}), tmp_path / "r2").distilled
+    assert other.manifest.extra["source_ids"] != ids
+
+
+def test_checkpoint_round_trip_of_nested_state(tmp_path):
+    state = {"iteration": 3, "optimizer": {"state": {0: {"momentum_buffer": torch.ones(2)}},
+                                           "param_groups": [{"lr": 0.1, "params": [0], "nesterov": False}]},
+             "tuple": (1, "a"), "none": None}
+    save_state(tmp_path / "c.safetensors", state)
+    back = load_state(tmp_path / "c.safetensors")
+    assert back["optimizer"]["state"][0]["momentum_buffer"].tolist() == [1.0, 1.0]
+    assert back["optimizer"]["param_groups"][0]["lr"] == 0.1 and back["tuple"] == (1, "a") and back["none"] is None

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_SPEC, tiny_clips
+from videodd.data.spec import ClipSpec, get_clip_spec
+from videodd.data.store import ClipStore, StoreError, compute_mean_std, normalize_uint8, write_store
+from videodd.registry import UnknownNameError
+
+
+def test_round_trip_and_normalization(tmp_path):
+    clips, labels = tiny_clips(3, 4, seed=0)
+    store = write_store(tmp_path / "s", clips, labels, dataset="tiny", split="train", classes=["a", "b", "c"],
+                        spec=TINY_SPEC)
+    again = ClipStore(tmp_path / "s")
+    assert isinstance(again.clips, np.memmap)  # opened lazily, not loaded
+    assert np.array_equal(np.asarray(again.clips), clips) and np.array_equal(again.labels, labels)
+    assert again.video_shape == (3, 4, 32, 32) and again.num_classes == 3
+    # mean/std in [0,1] units against a float64 reference
+    ref = clips.reshape(-1, 3).astype(np.float64) / 255
+    assert np.allclose(store.meta.mean, ref.mean(0)) and np.allclose(store.meta.std, ref.std(0))
+    x = again.batch([5, 0])
+    manual = (torch.from_numpy(clips[[5, 0]]).permute(0, 4, 1, 2, 3).double() / 255
+              - torch.tensor(ref.mean(0)).view(1, 3, 1, 1, 1)) / torch.tensor(ref.std(0)).view(1, 3, 1, 1, 1)
+    assert x.shape == (2, 3, 4, 32, 32) and x.dtype == torch.float32
+    assert torch.allclose(x.double(), manual, atol=1e-5)
+    again.verify()
+
+
+def test_mean_std_chunked_equals_whole():
+    clips, _ = tiny_clips(2, 5, seed=3)
+    a = compute_mean_std(clips, chunk=3)
+    b = compute_mean_std(clips, chunk=1000)
+    assert np.allclose(a, b)
+
+
+def test_fingerprint_detects_edits(tmp_path):
+    clips, labels = tiny_clips(2, 3, seed=0)
+    write_store(tmp_path / "s", clips, labels, dataset="t", split="train", classes=["a", "b"], spec=TINY_SPEC)
+    arr = np.load(tmp_path / "s" / "clips.npy", mmap_mode="r+")
+    arr[0, 0, 0, 0, 0] ^= 1
+    arr.flush()
+    with pytest.raises(StoreError, match="fingerprint"):
+        ClipStore(tmp_path / "s").verify()
+
+
+def test_missing_and_bad_files_name_the_file(tmp_path):
+    with pytest.raises(StoreError, match="no such ClipStore"):
+        ClipStore(tmp_path / "nope")
+    clips, labels = tiny_clips(2, 3, seed=0)
+    write_store(tmp_path / "s", clips, labels, dataset="t", split="train", classes=["a", "b"], spec=TINY_SPEC)
+    (tmp_path / "s" / "labels.npy").unlink()
+    with pytest.raises(StoreError, match="labels.npy: missing"):
+        ClipStore(tmp_path / "s")
+    write_store(tmp_path / "m", clips, labels, dataset="t", split="train", classes=["a", "b"], spec=TINY_SPEC)
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    meta["spec"]["frames"] = 8
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="does not match the manifest"):
+        ClipStore(tmp_path / "m")
+    (tmp_path / "m" / "meta.json").write_text("{not json")
+    with pytest.raises(StoreError, match="meta.json: unreadable"):
+        ClipStore(tmp_path / "m")
+
+
+def test_write_validates_input(tmp_path):
+    clips, labels = tiny_clips(2, 3, seed=0)
+    with pytest.raises(StoreError, match="spec says"):
+        write_store(tmp_path / "s", clips, labels, dataset="t", split="train", classes=["a", "b"],
+                    spec=ClipSpec(frames=8, size=32))
+    with pytest.raises(StoreError, match="labels must be in"):
+        write_store(tmp_path / "s", clips, labels + 5, dataset="t", split="train", classes=["a", "b"], spec=TINY_SPEC)
+    assert not (tmp_path / "s").exists()  # nothing half-written
+
+
+def test_check_compatible_says_what_differs(tiny_stores):
+    train, _ = tiny_stores
+    with pytest.raises(StoreError, match="classes differ"):
+        train.check_compatible(classes=["class0", "class1", "zebra"], spec=train.spec, what="set")
+    with pytest.raises(StoreError, match="different order"):
+        train.check_compatible(classes=list(reversed(train.classes)), spec=train.spec, what="set")
+    with pytest.raises(StoreError, match="clip shape"):
+        train.check_compatible(classes=train.classes, spec=ClipSpec(frames=8, size=32), what="set")
+
+
+def test_clip_spec_presets_and_validation():
+    ucf = get_clip_spec("ucf-16x112")
+    assert ucf.shape == (16, 112, 112) and ucf.stride == 4
+    assert get_clip_spec("k400-8x64").shape == (8, 64, 64)
+    with pytest.raises(UnknownNameError, match="ucf-16x112"):
+        get_clip_spec("ucf-1x1")
+    with pytest.raises(ValueError):
+        ClipSpec(frames=0)
+    assert ClipSpec.from_dict(ucf.to_dict()) == ucf
+
+
+def test_normalize_is_inverse_of_denormalize():
+    from videodd.data.store import denormalize_to_uint8
+
+    raw = torch.randint(0, 256, (2, 4, 8, 8, 3), dtype=torch.uint8)
+    x = normalize_uint8(raw, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
+    assert torch.equal(denormalize_to_uint8(x, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]), raw)
