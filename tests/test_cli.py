@@ -48,7 +48,8 @@ def test_resume_flag_continues(data_dir, tmp_path, capsys):
     "argv, message",
     [
         (["distill", "--method", "dmm", "--data", "{data}"], "valid methods: dm, random"),
-        (["distill", "--method", "dm", "--model", "vgg", "--iterations", "1", "--data", "{data}"], "valid models"),
+        (["distill", "--method", "dm", "--model", "vgg", "--data", "{data}", "--out", "{tmp}/r"], "valid models"),
+        (["distill", "--method", "dm", "--augment", "blur", "--data", "{data}", "--out", "{tmp}/r"], "valid ops"),
         (["evaluate", "{tmp}/missing.safetensors", "--data", "{data}"], "missing.safetensors"),
         (["evaluate", "{tmp}/garbage.safetensors", "--data", "{data}"], "truncated or not a safetensors file"),
         (["evaluate", "{tmp}/x.safetensors", "--data", "{data}", "--protocol", "nope"], "valid evaluation protocols"),
@@ -65,6 +66,7 @@ def test_bad_input_gets_a_clear_error(data_dir, tmp_path, capsys, argv, message)
     assert main([*argv, "--quiet"] if argv[0] in ("distill", "evaluate") else argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
 def test_mismatched_store_is_refused(data_dir, tmp_path, capsys):

@@ -83,3 +83,37 @@ def test_checkpoint_round_trip_of_nested_state(tmp_path):
     back = load_state(tmp_path / "c.safetensors")
     assert back["optimizer"]["state"][0]["momentum_buffer"].tolist() == [1.0, 1.0]
     assert back["optimizer"]["param_groups"][0]["lr"] == 0.1 and back["tuple"] == (1, "a") and back["none"] is None
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes_to_the_uninterrupted_result(tiny_stores, tmp_path):
+    """Kill a real `videodd distill` process mid-run with SIGKILL, resume it, compare bytes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tiny_stores[0].root.parent
+    args = [sys.executable, "-m", "videodd.cli", "distill", "--method", "dm", "--data", str(data),
+            "--iterations", "40", "--batch-real", "4", "--checkpoint-every", "4", "--log-every", "1", "--quiet",
+            "--device", "cpu"]
+    subprocess.run([*args, "--out", str(tmp_path / "full")], check=True, capture_output=True)
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 8:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "distilled.safetensors").exists()
+    out = subprocess.run([*args, "--out", str(tmp_path / "killed"), "--resume"], check=True, capture_output=True,
+                         text=True).stdout
+    assert "resumed from iteration" in out
+    a = DistilledSet.load(tmp_path / "full" / "distilled.safetensors").tensors["videos"]
+    b = DistilledSet.load(tmp_path / "killed" / "distilled.safetensors").tensors["videos"]
+    assert torch.equal(a, b)

@@ -121,7 +121,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for model in models:
         report = evaluate(distilled, test, protocol.with_model(model), train_store=train, references=refs,
                           seed=args.seed, device=_device(args.device), progress=not args.quiet,
-                          cache_dir=Path(args.data) / "references")
+                          cache_dir=Path(args.data) / "references")  # references do not depend on the method
         reports.append(report)
         print(f"\nmodel {model}, protocol {protocol.name} v{protocol.version}")
         print(markdown_table(rows_from_report(report)))
@@ -173,7 +173,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from videodd.demo import run_demo
 
-    run_demo(Path(args.out), iterations=args.iterations, runs=args.runs, ipc=args.ipc, progress=not args.quiet)
+    run_demo(Path(args.out), iterations=args.iterations, runs=args.runs, ipc=args.ipc, device=_device(args.device),
+             progress=not args.quiet)
     return 0
 
 

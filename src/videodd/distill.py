@@ -21,7 +21,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from videodd.checkpoint import load_state, save_state
-from videodd.config import from_dict, to_dict
+from videodd.config import ConfigError, from_dict, to_dict
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
 from videodd.io import atomic_path
@@ -80,6 +80,21 @@ def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> Dist
     spec = get_method(method)
     data = {**spec.defaults, **(overrides or {}), "method": method}
     return from_dict(DistillConfig, data)
+
+
+def validate_config(cfg: DistillConfig) -> None:
+    """Check the names a config refers to before anything is written (errors list valid names)."""
+    from videodd.augment import AugmentConfig
+    from videodd.models import MODELS
+
+    get_method(cfg.method)
+    MODELS.get(cfg.model)
+    try:
+        AugmentConfig(ops=tuple(cfg.augment))
+    except ValueError as err:
+        raise ConfigError(f"DistillConfig.augment: {err}") from None
+    if cfg.init not in ("real", "noise"):
+        raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of ['real', 'noise']")
 
 
 class NonFiniteError(RuntimeError):
@@ -158,6 +173,7 @@ def distill(
         on_iteration: called after each completed iteration (1-based) - hooks, tests.
     """
     spec = get_method(cfg.method)
+    validate_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"

@@ -36,7 +36,9 @@ class EvalProtocol:
 
     Attributes:
         name, version: identity; a changed protocol gets a new version.
-        model: registry name of the evaluation network (a fresh one per run).
+        model: registry name of the evaluation network (a fresh one per run); ``auto`` picks the
+            published ``convnet3d`` for frames of 64 px and more, and ``convnet3d-s`` below (the
+            published layout shrinks 32x32 frames to nothing).
         runs: independent runs (fresh init, fresh shuffling); mean ± std is reported.
         train: the schedule used to train on a distilled set.
         reference_train: the schedule for the full-training-set reference.
@@ -55,6 +57,12 @@ class EvalProtocol:
     eval_batch_size: int = 256
     description: str = ""
 
+    def model_for(self, video_shape: tuple[int, ...]) -> str:
+        """The evaluation model for videos ``(C, T, H, W)`` (resolves ``auto``)."""
+        if self.model != "auto":
+            return self.model
+        return "convnet3d" if min(video_shape[-2:]) >= 64 else "convnet3d-s"
+
     def with_model(self, model: str) -> EvalProtocol:
         return dataclasses.replace(self, model=model)
 
@@ -68,7 +76,7 @@ PROTOCOLS.register("vdsd")(
     EvalProtocol(
         name="vdsd",
         version=1,
-        model="convnet3d",
+        model="auto",
         runs=5,
         train=_PUBLISHED,
         reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
@@ -79,7 +87,7 @@ PROTOCOLS.register("default")(
     EvalProtocol(
         name="default",
         version=1,
-        model="convnet3d",
+        model="auto",
         runs=3,
         train=_PUBLISHED,
         reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
@@ -90,11 +98,11 @@ PROTOCOLS.register("cpu")(
     EvalProtocol(
         name="cpu",
         version=1,
-        model="convnet3d-s",
+        model="auto",
         runs=3,
         train=TrainConfig(epochs=300, batch_size=256, lr=0.01, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,)),
         reference_train=TrainConfig(epochs=30, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
-        description="CPU-scale: convnet3d-s, 300 epochs (x0.1 at half), deterministic test clips, final model, 3 runs",
+        description="CPU-scale: 300 epochs (x0.1 at half), deterministic test clips, final model, 3 runs",
     )
 )
 
@@ -232,7 +240,8 @@ def run_protocol(
     for i, seed in enumerate(seeds):
         gen = make_generator(seed)
         with seeded(gen):
-            model = create_model(protocol.model, test_store.num_classes, test_store.video_shape)
+            model = create_model(protocol.model_for(test_store.video_shape), test_store.num_classes,
+                                 test_store.video_shape)
         fitted = fit(model, train_data, train_cfg, generator=gen, device=device, progress=progress,
                      desc=f"{desc} run {i + 1}/{len(seeds)}")
         pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
@@ -262,7 +271,8 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
 
 
 def _reference_key(kind: str, train_store: ClipStore, test_store: ClipStore, protocol: EvalProtocol, seed: int) -> str:
-    return (f"{kind}-{protocol.name}-v{protocol.version}-{protocol.model}-r{protocol.runs}-s{seed}-"
+    model = protocol.model_for(test_store.video_shape)
+    return (f"{kind}-{protocol.name}-v{protocol.version}-{model}-r{protocol.runs}-s{seed}-"
             f"{train_store.fingerprint}-{test_store.fingerprint}")
 
 
@@ -362,7 +372,7 @@ def evaluate(
         ipc=distilled.ipc,
         dataset=distilled.manifest.dataset,
         dataset_fingerprint=distilled.manifest.dataset_fingerprint,
-        model=protocol.model,
+        model=protocol.model_for(test_store.video_shape),
         protocol=to_dict(protocol),
         result=result,
         classes=list(test_store.classes),
