@@ -68,3 +68,20 @@ def test_predict_topk_and_per_class(tiny_stores):
     assert pred.topk(3) == 1.0  # K = 3: the true class is always in the top 3
     per_class = pred.per_class(3)
     assert abs(sum(per_class) / 3 - pred.topk(1)) < 1e-6  # balanced test set
+
+
+def test_divergence_is_detected_and_reported():
+    gen = make_generator(0)
+    model = _model(gen)
+    data = TensorData(torch.randn(4, 3, 4, 32, 32) * 1e3, torch.tensor([0, 1, 2, 0]))
+    res = fit(model, data, TrainConfig(epochs=50, batch_size=4, lr=10.0), generator=gen)
+    assert res.diverged_at_epoch is not None and res.diverged_at_epoch < 50
+    import math
+
+    assert math.isnan(res.epoch_losses[-1]) and len(res.epoch_losses) == res.diverged_at_epoch
+
+    from videodd.evaluate import RunResult, Summary
+
+    s = Summary([RunResult(0, 0.1, 0.5, [0.1], float("nan"), 1.0, diverged_at_epoch=3),
+                 RunResult(1, 0.3, 0.5, [0.3], 0.1, 1.0)])
+    assert s.diverged == 1 and "(1 diverged)" in s.fmt()

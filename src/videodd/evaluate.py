@@ -121,6 +121,7 @@ class RunResult:
     per_class: list[float]
     final_train_loss: float
     train_seconds: float
+    diverged_at_epoch: int | None = None
 
 
 @dataclass
@@ -144,8 +145,14 @@ class Summary:
     def per_class_mean(self) -> list[float]:
         return np.nanmean(np.array([r.per_class for r in self.runs]), axis=0).tolist()
 
+    @property
+    def diverged(self) -> int:
+        """Runs whose training loss became NaN/Inf (their accuracy is that of the broken model)."""
+        return sum(r.diverged_at_epoch is not None for r in self.runs)
+
     def fmt(self) -> str:
-        return f"{100 * self.top1_mean:.1f} ± {100 * self.top1_std:.1f}"
+        note = f" ({self.diverged} diverged)" if self.diverged else ""
+        return f"{100 * self.top1_mean:.1f} ± {100 * self.top1_std:.1f}{note}"
 
 
 @dataclass
@@ -253,6 +260,7 @@ def run_protocol(
                 per_class=pred.per_class(test_store.num_classes),
                 final_train_loss=fitted.epoch_losses[-1],
                 train_seconds=fitted.seconds,
+                diverged_at_epoch=fitted.diverged_at_epoch,
             )
         )
     return Summary(runs)
@@ -263,7 +271,10 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
     cache = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
     if cache is not None and cache.is_file():
         data = json.loads(cache.read_text(encoding="utf-8"))
-        return Summary([RunResult(**r) for r in data["runs"]])
+        runs = [{**r, "per_class": [float("nan") if v is None else v for v in r["per_class"]],
+                 "final_train_loss": float("nan") if r["final_train_loss"] is None else r["final_train_loss"]}
+                for r in data["runs"]]
+        return Summary([RunResult(**r) for r in runs])
     summary = compute()
     if cache is not None:
         write_json(cache, _finite({"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs]}))

@@ -41,7 +41,7 @@ def markdown_table(rows: list[TableRow]) -> str:
     for r in rows:
         s = r.summary
         out.append(
-            f"| {r.name} | {r.ipc} | {100 * s.top1_mean:.1f} ± {100 * s.top1_std:.1f} | "
+            f"| {r.name} | {r.ipc} | {s.fmt()} | "
             f"{100 * s.top5_mean:.1f} ± {100 * s.top5_std:.1f} | {len(s.runs)} | "
             f"{human_bytes(r.storage_bytes) if r.storage_bytes is not None else '-'} | "
             f"{f'x{r.compression:,.0f}' if r.compression is not None else '-'} | "

@@ -109,6 +109,7 @@ class FitResult:
     epoch_losses: list[float] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    diverged_at_epoch: int | None = None  # the loss became NaN/Inf: training stopped there
 
 
 def fit(
@@ -150,12 +151,18 @@ def fit(
                 if augment is not None:
                     x = augment(x, generator)
                 loss = loss_fn(model(x), y)
+                if not torch.isfinite(loss):
+                    result.diverged_at_epoch = epoch
+                    break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(x)
                 count += len(x)
                 result.steps += 1
+            if result.diverged_at_epoch is not None:
+                result.epoch_losses.append(float("nan"))
+                break  # a NaN model stays NaN; the caller reports the run as diverged
             sched.step()
             result.epoch_losses.append(total / max(count, 1))
             bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}")

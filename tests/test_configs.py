@@ -1,0 +1,30 @@
+"""Every recipe in configs/ loads into a valid DistillConfig."""
+
+from pathlib import Path
+
+import pytest
+
+from videodd.config import load_yaml
+from videodd.distill import resolve_config, validate_config
+
+RECIPES = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_recipe_loads(path):
+    data = load_yaml(str(path))
+    method = data.pop("method")
+    validate_config(resolve_config(method, data))
+
+
+def test_there_are_recipes():
+    assert RECIPES
+
+
+def test_unknown_field_is_refused():
+    from videodd.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown field"):
+        resolve_config("dm", {"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="expected an integer"):
+        resolve_config("dm", {"ipc": "one"})
