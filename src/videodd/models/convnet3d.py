@@ -71,7 +71,8 @@ class ConvNet3D(nn.Module):
                 nn.Conv3d(in_ch, w, tuple(kernel), tuple(stride), tuple(padding)),
                 _norm(norm, w),
                 nn.ReLU(inplace=True),
-                nn.MaxPool3d(tuple(pool)),
+                # a (1, 1, 1) pool is the identity; skip it (max_pool3d is slow on CPU)
+                nn.MaxPool3d(tuple(pool)) if tuple(pool) != (1, 1, 1) else nn.Identity(),
             ]
             in_ch = w
         self.features = nn.Sequential(*layers)
