@@ -292,10 +292,13 @@ class ClipStore:
 
 def normalize_uint8(raw: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """uint8 ``(N, T, H, W, C)`` -> normalized float32 ``(N, C, T, H, W)``."""
-    x = raw.permute(0, 4, 1, 2, 3).float().div_(255.0)  # (N, C, T, H, W)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
-    return (x - m) / s
+    m = torch.tensor(mean, dtype=torch.float32, device=raw.device)
+    s = torch.tensor(std, dtype=torch.float32, device=raw.device)
+    # (u / 255 - m) / s == u * scale + shift: one fused pass over the float copy
+    scale = (1.0 / (255.0 * s)).view(1, -1, 1, 1, 1)
+    shift = (-m / s).view(1, -1, 1, 1, 1)
+    x = raw.permute(0, 4, 1, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)  # (N, C, T, H, W)
+    return x.mul_(scale).add_(shift)
 
 
 def denormalize_to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
