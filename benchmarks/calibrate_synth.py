@@ -41,21 +41,13 @@ TARGETS: dict[str, Any] = {"full": (0.55, 0.85), "ipc1": (0.15, 0.30), "single_f
 
 
 @dataclasses.dataclass
-class MiddleFrameData:
+class MiddleFrameData(StoreData):
     """A store's clips with every frame replaced by the middle frame ``T // 2`` (no motion left)."""
 
-    store: ClipStore
-    indices: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.store) if self.indices is None else len(self.indices)
-
     def get(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = np.asarray(indices) if self.indices is None else self.indices[np.asarray(indices)]
-        x = self.store.batch(idx, device)  # (n, C, T, H, W)
+        x, y = super().get(indices, device)  # (n, C, T, H, W)
         mid = x.shape[2] // 2
-        x = x[:, :, mid : mid + 1].expand_as(x).contiguous()
-        return x, self.store.labels_tensor(idx).to(device)
+        return x[:, :, mid : mid + 1].expand_as(x).contiguous(), y
 
 
 def train_and_test(train: VideoData, test: VideoData, store: ClipStore, cfg: TrainConfig, seed: int,

@@ -89,3 +89,18 @@ def test_help_explains_every_flag(capsys):
     main(["models"])
     out = capsys.readouterr().out
     assert "dm" in out and "convnet3d-s" in out
+
+
+def test_prepare_synth_actions_then_distill_random(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["prepare", "synth-actions", "--out", str(out), "--classes", "4", "--train-per-class", "3",
+                 "--test-per-class", "2", "--seed", "5"]) == 0
+    from videodd.data.store import ClipStore
+
+    train, test = ClipStore(out / "train"), ClipStore(out / "test")
+    assert (len(train), len(test), train.video_shape) == (12, 8, (3, 8, 32, 32))
+    assert train.classes[:2] == ["red-disk-up", "red-disk-down"] and test.meta.mean == train.meta.mean
+    assert main(["distill", "--method", "random", "--ipc", "2", "--data", str(out), "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 0
+    assert main(["prepare", "synth-actions", "--out", str(tmp_path / "bad"), "--classes", "1"]) == 2
+    assert "num_classes" in capsys.readouterr().err

@@ -80,18 +80,15 @@ PROTOCOLS.register("vdsd")(
         model="auto",
         runs=5,
         train=_PUBLISHED,
-        reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
+        reference_train=TrainConfig(epochs=50, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
         description="published schedule (SGD 0.9, wd 5e-4, lr 0.01, 500 epochs, x0.1 at half, batch 256), 5 runs",
     )
 )
 PROTOCOLS.register("default")(
-    EvalProtocol(
+    dataclasses.replace(
+        PROTOCOLS.get("vdsd"),
         name="default",
-        version=1,
-        model="auto",
         runs=3,
-        train=_PUBLISHED,
-        reference_train=TrainConfig(epochs=100, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
         description="published schedule, deterministic centre test clips, final model, 3 runs",
     )
 )

@@ -143,3 +143,9 @@ def convnet3d_s(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet
 def convnet3d_s_bn(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
     """Small ConvNet3D with batch norm, for CPU runs at 8x32x32."""
     return ConvNet3D(num_classes, input_shape, **{**_SMALL, "norm": "batch", **kw})
+
+
+@register_model("convnet3d-s-in")
+def convnet3d_s_in(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
+    """Small ConvNet3D with instance norm (per-clip statistics: the DM embedding network at CPU scale)."""
+    return ConvNet3D(num_classes, input_shape, **{**_SMALL, "norm": "instance", **kw})
