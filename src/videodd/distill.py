@@ -247,7 +247,7 @@ def distill(
         done = it + 1
         if done % cfg.log_every == 0 or done == cfg.iterations:
             pending.append({"iteration": done, **out.metrics, "seconds": time.perf_counter() - start})
-            bar.set_postfix(loss=f"{out.metrics.get('loss', float('nan')):.4g}")
+            bar.set_postfix(loss=f"{out.metrics.get('loss', float('nan')):.4g}", refresh=False)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             _append_jsonl(metrics_path, pending)
             pending = []

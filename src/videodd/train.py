@@ -165,7 +165,7 @@ def fit(
                 break  # a NaN model stays NaN; the caller reports the run as diverged
             sched.step()
             result.epoch_losses.append(total / max(count, 1))
-            bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}")
+            bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}", refresh=False)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model)
     result.seconds = time.perf_counter() - start
