@@ -8,7 +8,6 @@ the same result as an uninterrupted run with the same seed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -265,12 +264,3 @@ def distill(
     distilled.save(run_dir / "distilled.safetensors")
     return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)
 
-
-def describe_config() -> list[tuple[str, str]]:
-    """(field, doc) pairs of DistillConfig, parsed from its docstring, for ``--help``."""
-    doc = DistillConfig.__doc__ or ""
-    out = []
-    for f in dataclasses.fields(DistillConfig):
-        line = next((ln.strip() for ln in doc.splitlines() if ln.strip().startswith(f"{f.name}:")), "")
-        out.append((f.name, line.partition(":")[2].strip()))
-    return out
