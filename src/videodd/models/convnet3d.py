@@ -59,8 +59,12 @@ class ConvNet3D(nn.Module):
         norm: str = "none",
         head_pool: Sequence[int] | None = None,
         dropout: float = 0.5,
+        embed_from: str = "head",
     ) -> None:
         super().__init__()
+        if embed_from not in ("head", "last-conv"):
+            raise ValueError(f"embed_from must be 'head' or 'last-conv', got {embed_from!r}")
+        self.embed_from = embed_from
         channels, frames, height, width = input_shape
         if len(pools) != len(widths):
             raise ValueError("pools and widths must have the same length")
@@ -94,7 +98,10 @@ class ConvNet3D(nn.Module):
         return self.pool(self.features(x))  # (N, F, T', H', W')
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Features before the classifier, ``(N, C, T, H, W) -> (N, F * T' * H' * W')``."""
+        """Features ``(N, C, T, H, W) -> (N, F)``: the pooled map before the classifier (``head``),
+        or the last conv block's map before its pooling (``last-conv``, more spatial detail)."""
+        if self.embed_from == "last-conv":
+            return self.features[:-1](x).flatten(1)  # (N, C_last * T'' * H'' * W'')
         return self._pooled(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,3 +156,9 @@ def convnet3d_s_bn(num_classes: int, input_shape: tuple[int, ...], **kw) -> Conv
 def convnet3d_s_in(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
     """Small ConvNet3D with instance norm (per-clip statistics: the DM embedding network at CPU scale)."""
     return ConvNet3D(num_classes, input_shape, **{**_SMALL, "norm": "instance", **kw})
+
+
+@register_model("convnet3d-s-fm")
+def convnet3d_s_fm(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
+    """convnet3d-s whose ``embed`` is the last conv feature map before pooling (1024-d at 8x32x32)."""
+    return ConvNet3D(num_classes, input_shape, **{**_SMALL, "embed_from": "last-conv", **kw})
