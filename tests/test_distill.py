@@ -117,3 +117,24 @@ def test_sigkilled_cli_run_resumes_to_the_uninterrupted_result(tiny_stores, tmp_
     a = DistilledSet.load(tmp_path / "full" / "distilled.safetensors").tensors["videos"]
     b = DistilledSet.load(tmp_path / "killed" / "distilled.safetensors").tensors["videos"]
     assert torch.equal(a, b)
+
+
+def test_component_options_are_validated(tiny_stores):
+    from videodd.config import ConfigError
+    from videodd.distill import validate_config
+
+    train, _ = tiny_stores
+    with pytest.raises(ConfigError, match="takes no options"):
+        validate_config(resolve_config("dm", {"objective": {"bogus": 1}}))
+    with pytest.raises(ConfigError, match="has no parametrization"):
+        validate_config(resolve_config("random", {"parametrization": {"x": 1}}))
+
+
+def test_cli_set_parses_component_options():
+    from videodd.cli import _parse_set
+    from videodd.config import ConfigError
+
+    assert _parse_set("objective.syn_steps=20") == ("objective", "syn_steps", 20)
+    assert _parse_set("selector.checkpoint=a/b.safetensors") == ("selector", "checkpoint", "a/b.safetensors")
+    with pytest.raises(ConfigError, match="PART.KEY=VALUE"):
+        _parse_set("syn_steps=20")

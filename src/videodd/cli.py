@@ -81,6 +81,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_set(item: str) -> tuple[str, str, Any]:
+    """``objective.syn_steps=20`` -> ("objective", "syn_steps", 20); the value is parsed as YAML."""
+    import yaml
+
+    from videodd.config import ConfigError
+    from videodd.distill import COMPONENTS
+
+    target, eq, raw = item.partition("=")
+    part, dot, key = target.partition(".")
+    if not eq or not dot or part not in COMPONENTS or not key:
+        raise ConfigError(f"--set {item!r}: expected PART.KEY=VALUE with PART one of {list(COMPONENTS)}")
+    return part, key, yaml.safe_load(raw)
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from videodd.config import load_yaml
     from videodd.distill import DistillConfig, distill, resolve_config
@@ -94,6 +108,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
         value = getattr(args, f.name, None)
         if value is not None and f.name != "method":
             overrides[f.name] = value
+    for item in args.set_options:
+        part, key, value = _parse_set(item)
+        overrides[part] = {**(overrides.get(part) or {}), key: value}
     cfg = resolve_config(method, overrides)
     train, _ = _stores(args.data)
     out = Path(args.out or f"runs/{train.meta.dataset}-{cfg.method}-ipc{cfg.ipc}-s{cfg.seed}")
@@ -214,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/DATASET-METHOD-ipcK-sSEED)")
     p.add_argument("--config", default=None, help="YAML recipe with DistillConfig fields (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
-    _add_dataclass_flags(p, DistillConfig, _field_docs(DistillConfig), skip={"method"})
+    _add_dataclass_flags(p, DistillConfig, _field_docs(DistillConfig),
+                         skip={"method", "objective", "parametrization", "selector"})
+    p.add_argument("--set", dest="set_options", action="append", default=[], metavar="PART.KEY=VALUE",
+                   help="a component option, e.g. --set objective.syn_steps=20 or --set selector.feature_epochs=5 "
+                        "(PART is objective, parametrization or selector; VALUE is read as YAML); repeatable")
     common(p)
     p.set_defaults(func=cmd_distill)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class DistillConfig:
         amp: bfloat16 autocast for network passes on CUDA.
         checkpoint_every: iterations between checkpoints (and the last one always).
         log_every: iterations between metric lines in metrics.jsonl.
+        objective: options of the objective, validated against its ``Options`` dataclass
+            (YAML mapping; CLI ``--set objective.KEY=VALUE``).
+        parametrization: options of the parametrization (its ``Options`` dataclass).
+        selector: options of the selector (its ``Options`` dataclass).
     """
 
     method: str = "dm"
@@ -66,6 +70,9 @@ class DistillConfig:
     amp: bool = True
     checkpoint_every: int = 25
     log_every: int = 5
+    objective: dict[str, Any] = field(default_factory=dict)
+    parametrization: dict[str, Any] = field(default_factory=dict)
+    selector: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.ipc < 1:
@@ -75,10 +82,30 @@ class DistillConfig:
 
 
 def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> DistillConfig:
-    """Method defaults, then ``overrides`` (from a YAML recipe and/or CLI flags)."""
+    """Method defaults, then ``overrides`` (from a YAML recipe and/or CLI flags).
+
+    The component option mappings (``objective``, ``parametrization``, ``selector``) merge key by
+    key, so a recipe default survives an override of another key.
+    """
     spec = get_method(method)
-    data = {**spec.defaults, **(overrides or {}), "method": method}
+    overrides = dict(overrides or {})
+    data = {**spec.defaults, **overrides, "method": method}
+    for part in COMPONENTS:
+        data[part] = {**spec.defaults.get(part, {}), **(overrides.get(part) or {})}
     return from_dict(DistillConfig, data)
+
+
+COMPONENTS = ("objective", "parametrization", "selector")
+
+
+def component_options(component: Any, options: dict[str, Any], where: str) -> Any:
+    """``options`` validated into ``component.Options`` (a dataclass; none means no options)."""
+    cls = getattr(component, "Options", None)
+    if cls is None:
+        if options:
+            raise ConfigError(f"{where}: this component takes no options, got {sorted(options)}")
+        return None
+    return from_dict(cls, options, where)
 
 
 def validate_config(cfg: DistillConfig) -> None:
@@ -94,6 +121,16 @@ def validate_config(cfg: DistillConfig) -> None:
         raise ConfigError(f"DistillConfig.augment: {err}") from None
     if cfg.init not in ("real", "noise"):
         raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of ['real', 'noise']")
+    spec = get_method(cfg.method)
+    registries = {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS}
+    for part in COMPONENTS:
+        name = getattr(spec, part)
+        options = getattr(cfg, part)
+        if name is None:
+            if options:
+                raise ConfigError(f"DistillConfig.{part}: method {cfg.method!r} has no {part}, got {sorted(options)}")
+            continue
+        component_options(registries[part].get(name), options, f"DistillConfig.{part} ({name})")
 
 
 class NonFiniteError(RuntimeError):
@@ -128,8 +165,10 @@ def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str,
     )
 
 
-def _select(spec: MethodSpec, cfg: DistillConfig, store: ClipStore) -> DistilledSet:
-    idx = SELECTORS.get(spec.selector)(store, cfg.ipc, make_generator(cfg.seed))
+def _select(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, device: torch.device) -> DistilledSet:
+    selector = SELECTORS.get(spec.selector)
+    options = component_options(selector, cfg.selector, f"selector {spec.selector}")
+    idx = selector(store, cfg.ipc, make_generator(cfg.seed), options=options, device=device)
     clips = torch.from_numpy(store.clips[idx].copy())  # uint8 (N, T, H, W, C)
     manifest = _manifest(spec, cfg, store, "real-clips", source_ids=[_source_id(store, int(i)) for i in idx])
     return DistilledSet(tensors={"clips": clips}, labels=store.labels_tensor(idx), manifest=manifest)
@@ -187,18 +226,25 @@ def distill(
     start = time.perf_counter()
 
     if spec.selector is not None:
-        distilled = _select(spec, cfg, train_store)
+        distilled = _select(spec, cfg, train_store, torch.device(device))
         distilled.save(run_dir / "distilled.safetensors")
         seconds = time.perf_counter() - start
         return DistillResult(distilled, run_dir, seconds, 0.0, 0)
 
     device = torch.device(device)
     generator = make_generator(cfg.seed)
-    param: Parametrization = PARAMETRIZATIONS.get(spec.parametrization)(
-        train_store, cfg.ipc, generator, init=cfg.init
-    ).to(device)
+    param_cls = PARAMETRIZATIONS.get(spec.parametrization)
+    param_options = component_options(param_cls, cfg.parametrization, f"parametrization {spec.parametrization}")
+    param: Parametrization = param_cls(train_store, cfg.ipc, generator, init=cfg.init, options=param_options).to(device)
+    # the objective validates its own options: component_options(type(self), cfg.objective, ...)
     objective = OBJECTIVES.get(spec.objective)(train_store, cfg, device)
-    optimizer = torch.optim.SGD(param.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    # parametrizations and objectives may carry their own learnable tensors with their own
+    # lr/momentum (learned labels, MTT's student lr): ``param_groups()`` -> optimizer groups
+    groups = [{"params": list(param.parameters())}]
+    for part in (param, objective):
+        if hasattr(part, "param_groups"):
+            groups.extend(part.param_groups())
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     ckpt_path = run_dir / "checkpoint.safetensors"
     metrics_path = run_dir / "metrics.jsonl"
     first = 0
@@ -256,11 +302,12 @@ def distill(
             on_iteration(done, param)
     steps = cfg.iterations - first
     per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
-    distilled = DistilledSet(
-        tensors=param.stored_tensors(),
-        labels=param.labels().detach().cpu(),
-        manifest=_manifest(spec, cfg, train_store, param.kind, seconds_per_iteration=per_iter),
-    )
+    # what the objective learned alongside the set (MTT's student lr) travels in the manifest
+    exported = dict(objective.export()) if hasattr(objective, "export") else {}
+    learned_lr = exported.pop("learned_lr", None)
+    manifest = _manifest(spec, cfg, train_store, param.kind, seconds_per_iteration=per_iter, **exported)
+    manifest.learned_lr = None if learned_lr is None else float(learned_lr)
+    distilled = DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
     distilled.save(run_dir / "distilled.safetensors")
     return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)
 

@@ -1,7 +1,9 @@
 """Selectors: pick ``ipc`` real (or generated) clips per class.
 
-A selector is ``f(store, ipc, generator, **options) -> indices`` returning int64 indices into the
-store, grouped by class in class order.
+A selector is ``f(store, ipc, generator, *, options, device) -> indices`` returning int64 indices
+into the store, grouped by class in class order. A selector with settings declares them as a
+dataclass in its ``Options`` attribute (``options`` is then an instance, validated from
+``DistillConfig.selector``; otherwise ``None``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Parametrizations of a synthetic set: learnable tensors -> videos ``(N, C, T, H, W)``.
 
-A parametrization is an ``nn.Module`` whose ``forward()`` returns a ``Synthetic`` (videos and
-labels, differentiable w.r.t. its parameters), and whose ``stored_tensors()`` are what a
-DistilledSet keeps; ``kind`` names the materializer that turns them back into videos.
+A parametrization is an ``nn.Module`` built as ``cls(store, ipc, generator, init=, options=)``
+whose ``forward()`` returns a ``Synthetic`` (videos and labels, differentiable w.r.t. its
+parameters), and whose ``stored_tensors()`` are what a DistilledSet keeps; ``kind`` names the
+materializer that turns them back into videos. A class with options declares an ``Options``
+dataclass (``options`` is then an instance of it, validated from ``DistillConfig.parametrization``);
+``param_groups()``, when defined, returns optimizer groups with their own lr (e.g. learned labels).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ class Pixels(Parametrization):
 
     kind = "pixels"
 
-    def __init__(self, store: ClipStore, ipc: int, generator: torch.Generator, init: str = "real") -> None:
+    def __init__(self, store: ClipStore, ipc: int, generator: torch.Generator, init: str = "real",
+                 options: None = None) -> None:
         super().__init__()
         k = store.num_classes
         shape = (k * ipc, *store.video_shape)  # (K*ipc, C, T, H, W)
