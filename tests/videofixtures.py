@@ -35,8 +35,11 @@ def pattern_frames(num_frames: int, height: int = 48, width: int = 64, seed: int
 
 
 def frame_level(frame: np.ndarray) -> int:
-    """Inverse of ``pattern_frames``' grey level for a decoded (H, W, 3) frame: the index t % 30."""
-    top = frame[: frame.shape[0] // 2].astype(np.float64).mean()
+    """Inverse of ``pattern_frames``' grey level for a decoded (H, W, 3) frame: the index t % 30.
+
+    Reads the top third only, well inside the flat half, so resizing and chroma subsampling that
+    blur the border with the noisy half do not shift the level."""
+    top = frame[: max(1, frame.shape[0] // 3)].astype(np.float64).mean()
     return int(round((top - 8) / 8))
 
 
@@ -48,24 +51,34 @@ def write_video(
     codec: str | None = None,
     rotation: int = 0,
     pts: list[int] | None = None,
+    gop: int | None = None,
+    crop_even: bool = True,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode uint8 (T, H, W, 3) frames; the codec follows the suffix unless given.
 
-    ``rotation`` asks for display-rotation metadata (see the decode tests for whether the muxer
-    keeps it); ``pts`` (milliseconds, a 1/1000 time base) makes a variable-frame-rate stream.
+    ``rotation``: display rotation, in clockwise degrees like the legacy ``rotate`` tag (a player turns
+    the coded frames by it); written as a display matrix, which mp4/mov/mkv/webm keep and avi drops.
+    ``pts`` (milliseconds, a 1/1000 time base) makes a variable-frame-rate stream. ``gop``: keyframe
+    interval. ``crop_even=False`` keeps an odd width/height (mpeg4, mjpeg and vp9 allow it; libx264 not).
+    ``options``: encoder options, e.g. ``{"crf": "10"}`` to keep tiny long x264 videos exact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec_name, pix_fmt = CODECS[path.suffix] if codec is None else (codec, "yuv420p")
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec_name, rate=fps)
-        stream.width = frames.shape[2] - frames.shape[2] % 2
-        stream.height = frames.shape[1] - frames.shape[1] % 2
+        stream.width = frames.shape[2] - (frames.shape[2] % 2 if crop_even else 0)
+        stream.height = frames.shape[1] - (frames.shape[1] % 2 if crop_even else 0)
         stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = dict(options)
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         if pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         if rotation:
-            stream.metadata["rotate"] = str(rotation)
+            stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
         for i, img in enumerate(frames):
             img = np.ascontiguousarray(img[: stream.height, : stream.width])
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
