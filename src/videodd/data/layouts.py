@@ -9,7 +9,7 @@ Shared behaviour:
   say ``HandstandPushups/`` where some copies on disk say ``HandStandPushups/``), then as a frame
   folder (mmaction2 ``rawframes``: the list names ``v_x.avi``, the disk holds a folder ``v_x/``), then
   as the same name with another video extension (a ``.webm`` re-encoded to ``.mp4``).
-- Listed files that are absent go to ``SplitIndex.missing`` (``{"path", "source_id", "reason"}``);
+- Listed files that are absent go to ``SplitIndex.missing`` (``{"path", "source_id", "reason", "split"}``);
   that is not fatal, but a split where every listed file is absent (or that lists nothing) is.
 - Order is deterministic: the order of the official list file, and sorted names for folder layouts.
 - ``source_id`` is the path of the found file or frame folder relative to the dataset root (posix).
@@ -89,7 +89,7 @@ class SplitIndex:
     classes: list[str]
     train: list[VideoItem]
     test: list[VideoItem]
-    missing: list[dict[str, str]] = field(default_factory=list)  # {"path", "source_id", "reason"}
+    missing: list[dict[str, str]] = field(default_factory=list)  # {"path", "source_id", "reason", "split"}
     frame_template: str | None = None
 
     def summary(self) -> str:
@@ -255,7 +255,7 @@ def _collect(entries: list[_Entry], root: Path, resolver: _Resolver,
         if path is None:
             expected = root / entry.candidates[0]
             missing.append({"path": str(expected), "source_id": _source_id(expected, root),
-                            "reason": f"listed in {entry.listed_in} but not found under {root}"})
+                            "reason": f"listed in {entry.listed_in} but not found under {root}", "split": entry.split})
             first_missing.setdefault(entry.split, entry.candidates[0])
             continue
         items[entry.split].append(VideoItem(path=path, label=entry.label, source_id=_source_id(path, root)))
@@ -976,7 +976,7 @@ def index_list(train_list: str | Path, test_list: str | Path, root: str | Path |
             if found is None:
                 expected = base / rel.replace("\\", "/")
                 missing.append({"path": str(expected), "source_id": _source_id(expected, sid_root),
-                                "reason": f"listed in {src[split].name} but not found"})
+                                "reason": f"listed in {src[split].name} but not found", "split": split})
                 continue
             items[split].append(VideoItem(found, labels[label], _source_id(found, sid_root)))
         if not items[split]:

@@ -13,13 +13,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from videodd.data.spec import ClipSpec
 from videodd.io import atomic_dir
+
+if TYPE_CHECKING:  # torch is imported lazily: prepare's worker processes use this module without it
+    import torch
 
 STORE_FORMAT_VERSION = 1
 
@@ -106,9 +108,67 @@ def fingerprint_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str]
     h = hashlib.sha256()
     h.update(json.dumps({"classes": classes, "spec": spec.to_dict()}, sort_keys=True).encode())
     h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
-    for start in range(0, len(clips), 256):
-        h.update(np.ascontiguousarray(clips[start : start + 256]).tobytes())
+    block = _clips_per_block(clips)  # the digest does not depend on the block size (sha256 streams)
+    for start in range(0, len(clips), block):
+        h.update(np.ascontiguousarray(clips[start : start + block]).tobytes())
     return h.hexdigest()[:16]
+
+
+def _clips_per_block(clips: np.ndarray, budget_bytes: int = 64 << 20) -> int:
+    """How many clips to read at once from a (memmapped) array so one block stays near ``budget_bytes``."""
+    per_clip = int(np.prod(clips.shape[1:], dtype=np.int64)) * clips.dtype.itemsize if clips.ndim > 1 else 1
+    return max(1, min(256, budget_bytes // max(1, per_clip)))
+
+
+def check_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec) -> None:
+    """Raise StoreError unless clips are uint8 ``(N, *spec.shape, C)`` with N labels in ``[0, len(classes))``."""
+    if clips.dtype != np.uint8 or clips.ndim != 5:
+        raise StoreError(f"clips must be uint8 (N, T, H, W, C), got {clips.dtype} {clips.shape}")
+    if clips.shape[1:4] != spec.shape:
+        raise StoreError(f"clips have (T, H, W) = {clips.shape[1:4]} but the spec says {spec.shape}")
+    if labels.shape != (len(clips),):
+        raise StoreError(f"labels have shape {labels.shape}, expected ({len(clips)},)")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise StoreError(f"labels must be in [0, {len(classes)}), got [{labels.min()}, {labels.max()}]")
+
+
+def write_manifest(
+    folder: Path,
+    clips: np.ndarray,
+    labels: np.ndarray,
+    *,
+    dataset: str,
+    split: str,
+    classes: list[str],
+    spec: ClipSpec,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    source_ids: list[str] | None = None,
+    failures: list[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> StoreMeta:
+    """Write ``folder/meta.json`` for clips and labels already in (or about to be moved into) ``folder``.
+
+    Shared by ``write_store`` (arrays in memory) and ``prepare`` (a memmap assembled from chunks), so
+    both give the same mean/std, fingerprint and manifest bytes for the same clips.
+    """
+    if mean is None or std is None:
+        mean, std = compute_mean_std(clips, chunk=_clips_per_block(clips, 8 << 20))  # float64 copies: 8x
+    meta = StoreMeta(
+        dataset=dataset,
+        split=split,
+        classes=list(classes),
+        spec=spec,
+        mean=list(mean),
+        std=list(std),
+        fingerprint=fingerprint_arrays(clips, labels, list(classes), spec),
+        num_clips=len(clips),
+        source_ids=list(source_ids or []),
+        failures=list(failures or []),
+        extra=dict(extra or {}),
+    )
+    (folder / "meta.json").write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
+    return meta
 
 
 def write_store(
@@ -136,33 +196,12 @@ def write_store(
     """
     clips = np.asarray(clips)
     labels = np.asarray(labels, dtype=np.int64)
-    if clips.dtype != np.uint8 or clips.ndim != 5:
-        raise StoreError(f"clips must be uint8 (N, T, H, W, C), got {clips.dtype} {clips.shape}")
-    if clips.shape[1:4] != spec.shape:
-        raise StoreError(f"clips have (T, H, W) = {clips.shape[1:4]} but the spec says {spec.shape}")
-    if labels.shape != (len(clips),):
-        raise StoreError(f"labels have shape {labels.shape}, expected ({len(clips)},)")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise StoreError(f"labels must be in [0, {len(classes)}), got [{labels.min()}, {labels.max()}]")
-    if mean is None or std is None:
-        mean, std = compute_mean_std(clips)
-    meta = StoreMeta(
-        dataset=dataset,
-        split=split,
-        classes=list(classes),
-        spec=spec,
-        mean=list(mean),
-        std=list(std),
-        fingerprint=fingerprint_arrays(clips, labels, list(classes), spec),
-        num_clips=len(clips),
-        source_ids=list(source_ids or []),
-        failures=list(failures or []),
-        extra=dict(extra or {}),
-    )
+    check_arrays(clips, labels, classes, spec)
     with atomic_dir(root) as tmp:
         np.save(tmp / "clips.npy", clips)
         np.save(tmp / "labels.npy", labels)
-        (tmp / "meta.json").write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp, clips, labels, dataset=dataset, split=split, classes=classes, spec=spec, mean=mean,
+                       std=std, source_ids=source_ids, failures=failures, extra=extra)
     return ClipStore(root)
 
 
@@ -248,12 +287,16 @@ class ClipStore:
     # -- reading -----------------------------------------------------------------------------
     def normalization(self) -> tuple[torch.Tensor, torch.Tensor]:
         """mean, std as float tensors shaped (C, 1, 1, 1) to broadcast over (N, C, T, H, W)."""
+        import torch
+
         mean = torch.tensor(self.meta.mean, dtype=torch.float32).view(-1, 1, 1, 1)
         std = torch.tensor(self.meta.std, dtype=torch.float32).view(-1, 1, 1, 1)
         return mean, std
 
     def batch(self, indices: np.ndarray | list[int] | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
         """Normalized float32 videos ``(n, C, T, H, W)`` for the given clip indices."""
+        import torch
+
         idx = np.asarray(indices, dtype=np.int64)
         order = np.argsort(idx, kind="stable")  # sorted reads are faster on a memmap
         raw = np.empty((len(idx), *self.clips.shape[1:]), dtype=np.uint8)
@@ -261,6 +304,8 @@ class ClipStore:
         return normalize_uint8(torch.from_numpy(raw).to(device), self.meta.mean, self.meta.std)
 
     def labels_tensor(self, indices: np.ndarray | list[int] | None = None) -> torch.Tensor:
+        import torch
+
         labels = self.labels if indices is None else self.labels[np.asarray(indices, dtype=np.int64)]
         return torch.from_numpy(np.ascontiguousarray(labels))
 
@@ -292,6 +337,8 @@ class ClipStore:
 
 def normalize_uint8(raw: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """uint8 ``(N, T, H, W, C)`` -> normalized float32 ``(N, C, T, H, W)``."""
+    import torch
+
     m = torch.tensor(mean, dtype=torch.float32, device=raw.device)
     s = torch.tensor(std, dtype=torch.float32, device=raw.device)
     # (u / 255 - m) / s == u * scale + shift: one fused pass over the float copy
@@ -303,6 +350,8 @@ def normalize_uint8(raw: torch.Tensor, mean: list[float], std: list[float]) -> t
 
 def denormalize_to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """Normalized float ``(N, C, T, H, W)`` -> uint8 ``(N, T, H, W, C)`` (clamped)."""
+    import torch
+
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
     pixels = (x * s + m).clamp(0, 1).mul(255).round().to(torch.uint8)

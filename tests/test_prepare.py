@@ -1,0 +1,395 @@
+"""`videodd prepare` end to end on tiny real encoded videos written into each official layout."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videodd.cli import main
+from videodd.data.layouts import MINIUCF_CLASSES, VideoItem
+from videodd.data.prepare import PrepareError, prepare_split
+from videodd.data.spec import get_clip_spec
+from videodd.data.store import ClipStore
+from videofixtures import pattern_frames, write_frames, write_video
+
+SPEC = "8x32"  # 8 frames, stride 2, 32x32: the tiny videos below have 20-28 frames
+STORE_FILES = ("clips.npy", "labels.npy", "meta.json", "sources.jsonl")
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes]]:
+    """Encoded bytes of three tiny videos per container (copied into the layouts: encoding is the slow part)."""
+    folder = tmp_path_factory.mktemp("encoded")
+    out: dict[str, list[bytes]] = {}
+    for ext in (".avi", ".mp4", ".mkv", ".webm"):
+        out[ext] = [write_video(folder / f"v{k}{ext}", pattern_frames(20 + 4 * k, seed=k)).read_bytes()
+                    for k in range(3)]
+    return out
+
+
+def put(encoded: dict[str, list[bytes]], path: Path, k: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encoded[path.suffix][k % 3])
+    return path
+
+
+def prepare(*args: str, out: Path, capsys: pytest.CaptureFixture[str] | None = None) -> tuple[ClipStore, ClipStore]:
+    argv = ["prepare", *args, "--out", str(out), "--quiet"]
+    if "--spec" not in args:
+        argv += ["--spec", SPEC]
+    if "--workers" not in args:
+        argv += ["--workers", "1"]
+    code = main(argv)
+    err = capsys.readouterr().err if capsys is not None else ""
+    assert code == 0, err
+    return ClipStore(out / "train"), ClipStore(out / "test")
+
+
+def check_store(store: ClipStore, classes: list[str], labels: list[int], spec: str = SPEC) -> None:
+    assert store.classes == classes
+    assert store.labels.tolist() == labels
+    assert store.clips.shape == (len(labels), *get_clip_spec(spec).shape, 3)
+    assert len(store.meta.source_ids) == len(labels)
+    store.verify()  # the fingerprint matches the bytes
+
+
+# -- official layouts --------------------------------------------------------------------------------
+def write_ucf(root: Path, encoded: dict[str, list[bytes]], classes: list[str], *, rawframes: bool = False) -> Path:
+    """UCF-101/<Class>/v_<Class>_gXX_cYY.avi (or rawframes folders) + ucfTrainTestlist with CRLF lines."""
+    videos = root / ("rawframes" if rawframes else "UCF-101")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    train, test = [], []
+    for c, name in enumerate(classes):
+        for g, split in ((8, train), (9, train), (1, test)):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            if rawframes:
+                write_frames(videos / rel[:-4], pattern_frames(20, seed=g), template="img_{:05d}.jpg")
+            else:
+                put(encoded, videos / rel, g + c)
+            split.append(f"{rel} {c + 1}" if split is train else rel)
+    crlf = "\r\n"
+    (lists / "classInd.txt").write_bytes(crlf.join(f"{i + 1} {n}" for i, n in enumerate(classes)).encode() + b"\r\n")
+    (lists / "trainlist01.txt").write_bytes((crlf.join(train) + crlf).encode())
+    (lists / "testlist01.txt").write_bytes((crlf.join(test) + crlf).encode())
+    return videos
+
+
+def test_ucf101_official_lists(tmp_path, encoded, capsys):
+    classes = ["ApplyEyeMakeup", "Biking", "YoYo"]
+    root = write_ucf(tmp_path / "ucf", encoded, classes)
+    train, test = prepare("ucf101", "--root", str(root), "--split", "1", out=tmp_path / "out", capsys=capsys)
+    check_store(train, classes, [0, 0, 1, 1, 2, 2])
+    check_store(test, classes, [0, 1, 2])
+    assert train.meta.dataset == "ucf101-split1" and train.meta.failures == []
+    assert test.meta.source_ids[0] == "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
+    assert test.meta.mean == train.meta.mean  # the test store uses the training normalization
+    assert train.meta.extra["prepare"]["sampling"] == "random" and test.meta.extra["prepare"]["sampling"] == "center"
+    assert not (tmp_path / "out" / ".train.partial").exists()  # work folder removed
+
+
+def test_ucf101_rawframes_with_template(tmp_path, encoded, capsys):
+    classes = ["Basketball", "Diving"]
+    root = write_ucf(tmp_path / "ucf", encoded, classes, rawframes=True)
+    train, test = prepare("ucf101", "--root", str(root), "--annotations", str(tmp_path / "ucf" / "ucfTrainTestlist"),
+                          "--frame-template", "img_{:05d}.jpg", out=tmp_path / "out", capsys=capsys)
+    check_store(train, classes, [0, 0, 1, 1])
+    check_store(test, classes, [0, 1])
+    assert test.meta.source_ids == ["Basketball/v_Basketball_g01_c01", "Diving/v_Diving_g01_c01"]
+    assert train.meta.extra["prepare"]["frame_template"] == "img_{:05d}.jpg"
+
+
+def test_miniucf_keeps_its_50_classes_and_names_empty_ones(tmp_path, encoded, capsys):
+    root = tmp_path / "ucf"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    everything = [*MINIUCF_CLASSES[:25], "YoYo", *MINIUCF_CLASSES[25:]]  # one class outside MiniUCF
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(everything)))
+    train, test = [], []
+    for c, name in enumerate(everything):
+        for g in (1, 2):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            put(encoded, root / "UCF-101" / rel, c + g)
+            (train.append(f"{rel} {c + 1}") if g == 2 else test.append(rel))
+    (lists / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (lists / "testlist01.txt").write_text("\n".join(test) + "\n")
+    tr, te = prepare("miniucf", "--root", str(root / "UCF-101"), out=tmp_path / "out", capsys=capsys)
+    check_store(tr, list(MINIUCF_CLASSES), list(range(50)))
+    check_store(te, list(MINIUCF_CLASSES), list(range(50)))
+    assert "YoYo" not in " ".join(tr.meta.source_ids)
+    # a class whose only training video is gone: recorded as missing, and the class has no clips -> error
+    (root / "UCF-101" / "Biking" / "v_Biking_g02_c01.avi").unlink()
+    assert main(["prepare", "miniucf", "--root", str(root / "UCF-101"), "--out", str(tmp_path / "o2"),
+                 "--spec", SPEC, "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no clips for class 'Biking'" in err and "Traceback" not in err
+
+
+def write_hmdb(root: Path, encoded: dict[str, list[bytes]]) -> Path:
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    for c, name in enumerate(["brush_hair", "cartwheel"]):
+        lines = []
+        for v, sid in enumerate((1, 1, 0, 2, 2)):
+            video = f"{name}_clip_{v}.avi"
+            put(encoded, root / "hmdb51" / name / video, c + v)
+            lines.append(f"{video} {sid} ")
+        (splits / f"{name}_test_split1.txt").write_text("\n".join(lines) + "\n")
+        (splits / f"{name}_test_split2.txt").write_text("\n".join(lines) + "\n")
+    return root / "hmdb51"
+
+
+def test_hmdb51_official_and_vdsd_variant(tmp_path, encoded, capsys):
+    root = write_hmdb(tmp_path / "h", encoded)
+    train, test = prepare("hmdb51", "--root", str(root), out=tmp_path / "official", capsys=capsys)
+    classes = ["brush_hair", "cartwheel"]
+    check_store(train, classes, [0, 0, 1, 1])
+    check_store(test, classes, [0, 0, 1, 1])
+    vtrain, vtest = prepare("hmdb51-vdsd", "--root", str(root), out=tmp_path / "vdsd", capsys=capsys)
+    check_store(vtrain, classes, [0, 0, 0, 1, 1, 1])  # ids 0 and 1
+    assert vtrain.meta.dataset == "hmdb51-vdsd-split1"
+    assert np.array_equal(np.asarray(vtest.clips), np.asarray(test.clips))  # the same test clips
+
+
+def test_kinetics400_csv_with_a_missing_video_and_a_class_subset(tmp_path, encoded, capsys):
+    root, ann = tmp_path / "k400", tmp_path / "k400" / "annotations"
+    ann.mkdir(parents=True)
+    rows = {"train": [], "validate": []}
+    for split, sub in (("train", "train"), ("validate", "val")):
+        for c, label in enumerate(["abseiling", "air drumming", "zumba"]):
+            for v in range(2):
+                yid = f"{split[:2]}{c}{v}xxxxxxx"
+                rows[split].append(f"{label},{yid},{10 * v},{10 * v + 10},{split}")
+                if not (split == "validate" and c == 1 and v == 1):  # one listed video is absent
+                    put(encoded, root / sub / label.replace(" ", "_") / f"{yid}_{10 * v:06d}_{10 * v + 10:06d}.mp4",
+                        c + v)
+    for split, lines in rows.items():
+        (ann / f"{split}.csv").write_text("label,youtube_id,time_start,time_end,split\n" + "\n".join(lines) + "\n")
+    train, test = prepare("kinetics400", "--root", str(root), "--annotations", str(ann), out=tmp_path / "all",
+                          capsys=capsys)
+    classes = ["abseiling", "air drumming", "zumba"]
+    check_store(train, classes, [0, 0, 1, 1, 2, 2])
+    check_store(test, classes, [0, 0, 1, 2, 2])
+    assert train.spec == get_clip_spec(SPEC)
+    assert train.meta.failures == []  # the absent video was listed for validation: recorded in the test store
+    (failure,) = test.meta.failures
+    assert failure["path"].endswith("va11xxxxxxx_000010_000020.mp4") and "not found" in failure["reason"]
+    assert failure["source_id"] == "val/va11xxxxxxx_000010_000020.mp4"
+    # class subset (names, in the given order) and a cap per class
+    (tmp_path / "subset.txt").write_text("zumba\nabseiling\n")
+    train, test = prepare("kinetics400", "--root", str(root), "--annotations", str(ann), "--classes",
+                          str(tmp_path / "subset.txt"), "--max-per-class", "1", out=tmp_path / "sub", capsys=capsys)
+    check_store(train, ["zumba", "abseiling"], [1, 0])
+    train, _ = prepare("kinetics400", "--root", str(root), "--annotations", str(ann), "--classes", "zumba,abseiling",
+                       out=tmp_path / "sub2", capsys=capsys)
+    assert train.classes == ["zumba", "abseiling"]
+
+
+def test_ssv2_json_and_webm(tmp_path, encoded, capsys):
+    root, labels_dir = tmp_path / "ssv2" / "videos", tmp_path / "ssv2" / "labels"
+    labels_dir.mkdir(parents=True)
+    templates = ["Holding something", "Pushing something from left to right"]
+    (labels_dir / "something-something-v2-labels.json").write_text(json.dumps({t: str(i) for i, t in
+                                                                              enumerate(templates)}))
+    entries: dict[str, list[dict[str, object]]] = {"train": [], "validation": []}
+    for n, (split, label) in enumerate([("train", 0), ("train", 1), ("train", 0), ("validation", 1),
+                                        ("validation", 0)]):
+        template = templates[label].replace("something", "[something]")
+        entries[split].append({"id": str(100 + n), "label": "x", "template": template, "placeholders": ["x"]})
+        put(encoded, root / f"{100 + n}.webm", n)
+    for split, data in entries.items():
+        (labels_dir / f"something-something-v2-{split}.json").write_text(json.dumps(data))
+    train, test = prepare("ssv2", "--root", str(root), "--annotations", str(labels_dir), out=tmp_path / "out",
+                          capsys=capsys)
+    check_store(train, templates, [0, 1, 0])
+    check_store(test, templates, [1, 0])
+    assert test.meta.source_ids == ["103.webm", "104.webm"]
+
+
+def test_folder_layout_records_a_corrupt_file(tmp_path, encoded, capsys):
+    root = tmp_path / "mine"
+    for c, (name, ext) in enumerate((("jump", ".mkv"), ("run", ".mp4"), ("walk", ".avi"))):
+        for v in range(4):
+            put(encoded, root / name / f"{name}{v}{ext}", c + v)
+    bad = root / "run" / "zz_corrupt.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    train, test = prepare("folder", "--root", str(root), "--test-fraction", "0.25", out=tmp_path / "out",
+                          capsys=capsys)
+    assert train.classes == ["jump", "run", "walk"]
+    assert len(train) + len(test) == 12  # 13 videos, one corrupt
+    assert sorted(np.bincount(test.labels).tolist()) == [1, 1, 1]
+    failures = train.meta.failures + test.meta.failures
+    assert [f["source_id"] for f in failures] == ["run/zz_corrupt.mp4"]
+    assert failures[0]["path"] == str(bad) and failures[0]["reason"]
+
+
+def test_list_csv(tmp_path, encoded, capsys):
+    root = tmp_path / "lists"
+    for c, name in enumerate(("a", "b")):
+        for v in range(3):
+            put(encoded, root / "clips" / f"{name}{v}.mp4", c + v)
+    (root / "train.csv").write_text("path,label\nclips/a0.mp4,a\nclips/a1.mp4,a\nclips/b0.mp4,b\nclips/b1.mp4,b\n")
+    (root / "test.csv").write_text("path,label\nclips/b2.mp4,b\nclips/a2.mp4,a\n")
+    train, test = prepare("list", "--train-list", str(root / "train.csv"), "--test-list", str(root / "test.csv"),
+                          out=tmp_path / "out", capsys=capsys)
+    check_store(train, ["a", "b"], [0, 0, 1, 1])
+    check_store(test, ["a", "b"], [1, 0])
+
+
+# -- errors -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["ucf101"], "needs --root"),
+    (["ucf101", "--root", "{tmp}/nowhere"], "nowhere"),
+    (["ucf101", "--root", "{tmp}", "--test-fraction", "0.5"], "does not use --test-fraction"),
+    (["folder", "--root", "{tmp}", "--spec", "9x9"], "valid clip specs"),
+    (["synth-actions", "--classes", "walk,run"], "number of classes"),
+    (["synth-actions", "--root", "{tmp}"], "does not use --root"),
+    (["folder", "--root", "{tmp}", "--num-classes", "3"], "does not use --num-classes"),
+    (["folder", "--root", "{tmp}", "--frames", "0"], "frames must be >= 1"),
+    (["kinetics400", "--root", "{tmp}", "--annotations", "{tmp}", "--classes", "{tmp}/nope.txt"], "nope.txt"),
+])
+def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["prepare", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# -- determinism, resume ----------------------------------------------------------------------------
+@pytest.fixture()
+def folder_dataset(tmp_path, encoded) -> Path:
+    root = tmp_path / "data"
+    for c, name in enumerate(("a", "b", "c")):
+        for v in range(4):
+            put(encoded, root / "train" / name / f"{name}{v}.mp4", c + v)
+        put(encoded, root / "test" / name / f"{name}9.avi", c)
+    return root
+
+
+def same_stores(a: Path, b: Path) -> None:
+    for split in ("train", "test"):
+        for name in STORE_FILES:
+            assert filecmp.cmp(a / split / name, b / split / name, shallow=False), f"{split}/{name} differ"
+
+
+def test_two_workers_write_the_same_bytes_as_one(folder_dataset, tmp_path, capsys):
+    args = ("folder", "--root", str(folder_dataset), "--chunk-size", "2")
+    prepare(*args, "--workers", "1", out=tmp_path / "w1", capsys=capsys)
+    prepare(*args, "--workers", "2", out=tmp_path / "w2", capsys=capsys)
+    same_stores(tmp_path / "w1", tmp_path / "w2")
+
+
+_SLOW_CHILD = """
+import sys, time
+import videodd.data.prepare as prepare
+from videodd.cli import main
+
+real = prepare._load_reader
+def slow_reader():
+    read_clip, error = real()
+    def read(*args, **kwargs):
+        time.sleep(0.15)  # slow enough that the parent kills it mid-way
+        return read_clip(*args, **kwargs)
+    return read, error
+prepare._load_reader = slow_reader
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_run_resumes_to_identical_bytes(folder_dataset, tmp_path, capsys):
+    args = ["prepare", "folder", "--root", str(folder_dataset), "--spec", SPEC, "--workers", "1", "--quiet",
+            "--chunk-size", "2"]
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_CHILD, *args, "--out", str(out)], env=env,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((out / ".train.partial").glob("chunk-*.json")):
+            assert child.poll() is None, "prepare finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    partial = out / ".train.partial"
+    done = len(list(partial.glob("chunk-*.json")))
+    assert 1 <= done < 6 and not (out / "train").exists()
+    # without --resume the leftovers are not silently thrown away; other settings are refused
+    assert main([*args, "--out", str(out)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--resume", "--seed", "3"]) == 2
+    assert "seed: 0 -> 3" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--resume", "--frames", "4"]) == 2
+    assert "spec.frames: 8 -> 4" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    assert "resumed" in capsys.readouterr().out
+    main([*args, "--out", str(tmp_path / "whole")])
+    same_stores(out, tmp_path / "whole")
+    assert not partial.exists()
+    # resuming a finished dataset keeps it as it is
+    before = (out / "train" / "clips.npy").stat().st_mtime_ns
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    assert (out / "train" / "clips.npy").stat().st_mtime_ns == before
+
+
+# -- library API --------------------------------------------------------------------------------------
+def test_prepare_split_with_a_stub_reader(tmp_path, monkeypatch):
+    """prepare_split's own logic (cached random starts, failures, shapes) without a real decoder."""
+    from videodd.data import prepare as prep
+    from videodd.data.decode import ClipInfo, DecodeError
+
+    spec = get_clip_spec(SPEC)
+
+    def fake_read(path, spec, *, sampling, rng, frame_template, threads):
+        if "bad" in str(path):
+            raise DecodeError(path, "no video stream")
+        start = int(rng.integers(0, 100)) if sampling == "random" else 50
+        clip = np.full((*spec.shape, 3), start, dtype=np.uint8)
+        return clip, ClipInfo(100, 25.0, (64, 48), 0, start, spec.stride, None)
+
+    monkeypatch.setattr(prep, "_load_reader", lambda: (fake_read, DecodeError))
+    items = [VideoItem(Path(f"/v/{n}.mp4"), i % 2, f"{n}.mp4") for i, n in enumerate(("x0", "x1", "bad2", "x3", "x4"))]
+    store = prepare_split(items, out=tmp_path, classes=["a", "b"], spec=spec, dataset="stub", split="train",
+                          seed=7, progress=False, chunk_size=2, missing=[{"path": "/v/gone.mp4", "reason": "absent"}])
+    starts = [int(np.random.default_rng([7, i]).integers(0, 100)) for i in (0, 1, 3, 4)]
+    assert np.asarray(store.clips)[:, 0, 0, 0, 0].tolist() == starts  # rng = default_rng([seed, index])
+    assert store.labels.tolist() == [0, 1, 1, 0]
+    assert [f["source_id"] for f in store.meta.failures] == ["/v/gone.mp4", "bad2.mp4"]
+    with pytest.raises(PrepareError, match="no clips for class 'b'"):
+        prepare_split(items[:1], out=tmp_path / "o", classes=["a", "b"], spec=spec, dataset="stub", split="train",
+                      progress=False)
+
+
+# -- the shared real clips (opt-in) ------------------------------------------------------------------
+def test_real_clips_folder(test_data_dir, tmp_path, capsys):
+    real = test_data_dir / "real-clips"
+    layout = {
+        "train/ucf": ["ucf101/v_ApplyEyeMakeup_g01_c01.avi"],
+        "test/ucf": ["ucf101/v_BaseballPitch_g01_c01.avi"],
+        "train/kinetics": ["kinetics/clean_and_jerk.mp4", "kinetics/skateboarding.mp4", "kinetics/ta_chi.mp4"],
+        "test/kinetics": ["kinetics/demo.mp4"],
+        "train/other": ["ntu/S001C001P001R001A001_rgb.avi", "misc/flipping_a_pancake.mkv", "misc/corrupted.mp4"],
+        "test/other": ["activitynet/v_GGSY1Qvo990.mp4"],
+    }
+    for folder, files in layout.items():
+        (tmp_path / "real" / folder).mkdir(parents=True)
+        for f in files:
+            os.symlink(real / f, tmp_path / "real" / folder / Path(f).name)
+    train, test = prepare("folder", "--root", str(tmp_path / "real"), "--workers", "2", out=tmp_path / "out",
+                          capsys=capsys)
+    check_store(train, ["kinetics", "other", "ucf"], [0, 0, 0, 1, 1, 2])
+    check_store(test, ["kinetics", "other", "ucf"], [0, 1, 2])
+    assert [f["source_id"] for f in train.meta.failures] == ["train/other/corrupted.mp4"]
+    assert np.asarray(train.clips).std() > 10  # real content, not blank frames
+    shutil.rmtree(tmp_path / "out")
