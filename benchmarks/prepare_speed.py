@@ -191,13 +191,14 @@ def main() -> None:
                         help="workers of the parallel videodd run (default min(4, CPUs))")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each pipeline, the fastest is reported (default 2: the machine is shared)")
+    parser.add_argument("--spec", default=SPEC_NAME, help=f"clip spec preset (default {SPEC_NAME})")
     parser.add_argument("--real", type=Path, default=None, help="also use every video file under this folder")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/prepare_speed.json"))
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="videodd-prepare-speed-"))
-    spec = get_clip_spec(SPEC_NAME)
+    spec = get_clip_spec(args.spec)
     load_before = os.getloadavg()
     try:
         t0 = time.perf_counter()
@@ -218,7 +219,7 @@ def main() -> None:
     ratios["disk reduction (JPEG bytes / store bytes per clip)"] = published["bytes_per_clip"] / store_bytes
     result = {
         "benchmark": "prepare speed and disk, videodd vs published JPEG-frame pipeline",
-        "spec": {"name": SPEC_NAME, **spec.to_dict()},
+        "spec": {"name": args.spec, **spec.to_dict()},
         "videos": {"synthetic": args.videos, "synthetic_frames": args.frames, "synthetic_size": "320x240 mpeg4 avi",
                    "real_folder": str(args.real) if args.real else None, "total": len(paths)},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",

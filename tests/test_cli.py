@@ -47,7 +47,7 @@ def test_resume_flag_continues(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["distill", "--method", "dmm", "--data", "{data}"], "valid methods: dm, random"),
+        (["distill", "--method", "dmm", "--data", "{data}"], "valid methods: "),
         (["distill", "--method", "dm", "--model", "vgg", "--data", "{data}", "--out", "{tmp}/r"], "valid models"),
         (["distill", "--method", "dm", "--augment", "blur", "--data", "{data}", "--out", "{tmp}/r"], "valid ops"),
         (["evaluate", "{tmp}/missing.safetensors", "--data", "{data}"], "missing.safetensors"),
@@ -104,3 +104,24 @@ def test_prepare_synth_actions_then_distill_random(tmp_path, capsys):
                  "--quiet"]) == 0
     assert main(["prepare", "synth-actions", "--out", str(tmp_path / "bad"), "--classes", "1"]) == 2
     assert "num_classes" in capsys.readouterr().err
+
+
+def test_evaluate_cross_architecture_table(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["distill", "--method", "random", "--data", str(data_dir), "--out", str(run), "--quiet"]) == 0
+    args = ["evaluate", str(run / "distilled.safetensors"), "--data", str(data_dir), "--protocol", "cpu",
+            "--runs", "1", "--epochs", "2", "--quiet", "--device", "cpu"]
+    assert main([*args, "--models", "convnet3d-s,nope"]) == 2  # refused before any model trains
+    assert "valid models" in capsys.readouterr().err and not (run / "report.json").exists()
+    assert main([*args, "--models", "convnet3d-s-bn,convnet-mean", "--references", "random"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("cross-architecture: random IPC 1 on tiny, protocol cpu+epochs=2 v1"):]
+    assert "| model | top-1 (%) | top-5 (%) | runs | random real IPC 1 top-1 (%) | wall time |" in table
+    assert "\n| convnet3d-s-bn | " in table and "\n| convnet-mean | " in table
+    reports = json.loads((run / "report.json").read_text())
+    assert [r["model"] for r in reports] == ["convnet3d-s-bn", "convnet-mean"]
+    assert all(r["protocol"]["name"] == "cpu+epochs=2" and r["protocol"]["train"]["epochs"] == 2 for r in reports)
+    assert reports[0]["protocol"]["reference_train"]["epochs"] == 30  # the full-data schedule is untouched
+    assert "cross-architecture" in (run / "report.md").read_text()
+    # the references trained under the shortened schedule are cached under its own name
+    assert {p.name.split("-v1-")[0] for p in (data_dir / "references").glob("*.json")} == {"random-ipc1-cpu+epochs=2"}

@@ -138,3 +138,19 @@ def test_cli_set_parses_component_options():
     assert _parse_set("selector.checkpoint=a/b.safetensors") == ("selector", "checkpoint", "a/b.safetensors")
     with pytest.raises(ConfigError, match="PART.KEY=VALUE"):
         _parse_set("syn_steps=20")
+
+
+def test_cli_set_reads_exponent_numbers():
+    from videodd.cli import _parse_set
+
+    assert _parse_set("objective.lr_lr=1e-5") == ("objective", "lr_lr", 1e-5)
+    assert _parse_set("selector.select=dpp") == ("selector", "select", "dpp")
+
+
+def test_dm_can_start_from_a_selection_baseline(tiny_stores, tmp_path):
+    """init=herding starts the pixels at exactly the clips the herding selector picks (same seed)."""
+    train, _ = tiny_stores
+    picked = distill(train, resolve_config("herding", {"ipc": 1}), tmp_path / "herding").distilled
+    dm = distill(train, resolve_config("dm", {"ipc": 1, "iterations": 0, "init": "herding"}), tmp_path / "dm").distilled
+    index = [train.meta.source_ids.index(s) for s in picked.manifest.extra["source_ids"]]
+    assert torch.allclose(dm.tensors["videos"], train.batch(torch.tensor(index)))

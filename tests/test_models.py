@@ -41,9 +41,19 @@ def test_convnet3d_is_published_layer_stack():
     assert model.dropout.p == 0.5
 
 
+def smallest_input(name: str) -> tuple[int, int, int, int]:
+    """(C, T, H, W) a registered model is tested at: the CPU size 8x32x32 for the models meant to
+    work there, one 32 px frame for the image model, 8x64x64 for the published ConvNet3D layouts."""
+    if name == "convnet2d":
+        return (3, 1, 32, 32)
+    if name.startswith(("convnet3d-s", "convnet-", "resnet3d-")):
+        return (3, 8, 32, 32)
+    return (3, 8, 64, 64)
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_forward_backward_embed(name):
-    shape = (3, 8, 32, 32) if name.startswith("convnet3d-s") else (3, 8, 64, 64)
+    shape = smallest_input(name)
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, input_shape=shape)
     x = torch.randn(3, *shape, requires_grad=True)
@@ -65,3 +75,78 @@ def test_small_variant_works_at_cpu_size_where_published_does_not():
 def test_unknown_model_lists_valid_names():
     with pytest.raises(UnknownNameError, match="convnet3d"):
         create_model("resnet9000", num_classes=2, input_shape=(3, 8, 32, 32))
+
+
+# Parameter counts (printed by test_new_models_parameter_counts with -s):
+#   model          10 classes, 8x32x32   50 classes, 16x112x112
+#   convnet-mean        320,010              1,553,970
+#   convnet-mlp       2,398,090             51,686,322   (Linear(T*F, 128) on 16 x 25,088 features)
+#   convnet-lstm      1,415,946             13,217,586
+#   convnet-rnn         579,594              3,533,874
+#   convnet-gru       1,137,162              9,989,682
+#   convnet2d           320,010 (3x1x32x32)  1,553,970 (3x1x112x112)   = DC/DM ConvNet-3 on CIFAR-10
+#   resnet3d-18      33,171,402             33,191,922   (= torchvision r3d_18's 33,371,472 at 400 classes)
+#   resnet3d-18-s     2,081,274              2,086,434
+NEW_COUNTS = {
+    "convnet-mean": (320_010, 1_553_970),
+    "convnet-mlp": (2_398_090, 51_686_322),
+    "convnet-lstm": (1_415_946, 13_217_586),
+    "convnet-rnn": (579_594, 3_533_874),
+    "convnet-gru": (1_137_162, 9_989_682),
+    "resnet3d-18": (33_171_402, 33_191_922),
+    "resnet3d-18-s": (2_081_274, 2_086_434),
+}
+# fused feature size (embed) at 8x32x32 and 16x112x112
+NEW_EMBED = {"convnet-mean": (2048, 25088), "resnet3d-18": (512, 512), "resnet3d-18-s": (128, 128)}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_COUNTS))
+def test_new_models_shapes_and_parameter_counts(name):
+    # meta tensors: shapes and counts without the compute (the real forward is tested above and below)
+    for (k, shape), count, feat in zip(
+        [(10, (3, 8, 32, 32)), (50, (3, 16, 112, 112))], NEW_COUNTS[name], NEW_EMBED.get(name, (128, 128)), strict=True
+    ):
+        with torch.device("meta"):
+            model = create_model(name, num_classes=k, input_shape=shape)
+            x = torch.empty(2, *shape)
+            assert model(x).shape == (2, k) and model.embed(x).shape == (2, feat)
+        print(f"{name} {k} classes {shape}: {n_params(model):,} parameters")
+        assert n_params(model) == count
+
+
+def test_resnet3d_runs_at_published_size_on_cpu():
+    model = create_model("resnet3d-18", num_classes=50, input_shape=(3, 16, 112, 112)).eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 16, 112, 112)
+        assert model.stages(model.stem(x)).shape == (1, 512, 2, 7, 7)
+        assert model(x).shape == (1, 50)
+    assert create_model("resnet3d-18-s", 10, (3, 8, 64, 64)).stages[-1][-1].conv2.out_channels == 128
+
+
+@pytest.mark.parametrize("head", ["mean", "mlp", "lstm", "rnn", "gru"])
+def test_temporal_heads_see_frame_order_except_mean(head):
+    torch.manual_seed(0)
+    model = create_model(f"convnet-{head}", num_classes=4, input_shape=(3, 4, 16, 16)).eval()
+    x = torch.randn(2, 3, 4, 16, 16)
+    with torch.no_grad():
+        out, shuffled = model(x), model(x[:, :, [2, 0, 3, 1]])
+    assert torch.allclose(out, shuffled, atol=1e-5) == (head == "mean")
+
+
+def test_convnet2d_takes_images_and_single_frames():
+    torch.manual_seed(0)
+    model = create_model("convnet2d", num_classes=3, input_shape=(3, 1, 32, 32))
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.equal(model(images), model(images.unsqueeze(2)))
+    assert model.embed(images).shape == (2, 2048)
+    assert create_model("convnet2d", num_classes=3, input_shape=(3, 32, 32)).embed(images).shape == (2, 2048)
+    with pytest.raises(ValueError, match="convnet-mean"):
+        create_model("convnet2d", num_classes=3, input_shape=(3, 8, 32, 32))
+    with pytest.raises(ValueError, match="frames"):
+        model(torch.randn(2, 3, 4, 32, 32))
+
+
+def test_convnet_mlp_refuses_other_clip_lengths():
+    model = create_model("convnet-mlp", num_classes=3, input_shape=(3, 4, 16, 16))
+    with pytest.raises(ValueError, match="4 frames"):
+        model(torch.randn(1, 3, 8, 16, 16))

@@ -1,4 +1,4 @@
-"""The one distillation loop: a Parametrization optimised under an Objective, or a Selector.
+"""The one distillation loop: a Parametrization optimised under an Objective, a Selector, or a set Builder.
 
 ``distill(train_store, cfg, run_dir)`` returns a DistilledSet and leaves in ``run_dir``:
 ``config.yaml`` (resolved), ``metrics.jsonl``, ``checkpoint.safetensors`` (while running) and
@@ -19,6 +19,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from videodd.builders import BUILDERS
 from videodd.checkpoint import load_state, save_state
 from videodd.config import ConfigError, from_dict, to_dict
 from videodd.data.store import ClipStore
@@ -46,7 +47,8 @@ class DistillConfig:
         momentum: SGD momentum of the synthetic tensors.
         batch_real: real clips per class drawn each iteration.
         model: registry name of the network the objective uses.
-        init: ``real`` (random real clips) or ``noise`` initialisation of pixels.
+        init: pixel initialisation: ``real`` (random real clips), ``noise``, or ``herding`` /
+            ``kcenter`` (the clips that selector picks).
         augment: siamese augmentation ops applied to real and synthetic batches ([] for none).
         amp: bfloat16 autocast for network passes on CUDA.
         checkpoint_every: iterations between checkpoints (and the last one always).
@@ -119,13 +121,18 @@ def validate_config(cfg: DistillConfig) -> None:
         AugmentConfig(ops=tuple(cfg.augment))
     except ValueError as err:
         raise ConfigError(f"DistillConfig.augment: {err}") from None
-    if cfg.init not in ("real", "noise"):
-        raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of ['real', 'noise']")
+    from videodd.synthesis.pixels import PIXEL_INITS
+
+    if cfg.init not in PIXEL_INITS:
+        raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of {list(PIXEL_INITS)}")
     spec = get_method(cfg.method)
     registries = {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS}
     for part in COMPONENTS:
         name = getattr(spec, part)
         options = getattr(cfg, part)
+        if part == "selector" and spec.builder is not None:  # a set builder takes the selector options
+            component_options(BUILDERS.get(spec.builder), options, f"DistillConfig.selector ({spec.builder})")
+            continue
         if name is None:
             if options:
                 raise ConfigError(f"DistillConfig.{part}: method {cfg.method!r} has no {part}, got {sorted(options)}")
@@ -163,6 +170,17 @@ def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str,
         ipc=cfg.ipc,
         extra={"full_train_bytes": store.nbytes, **extra},
     )
+
+
+def _build(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, device: torch.device,
+           progress: bool) -> DistilledSet:
+    """A training-free set builder's DistilledSet (its own kind; ``manifest.ipc`` is the builder's)."""
+    builder = BUILDERS.get(spec.builder)
+    options = component_options(builder, cfg.selector, f"selector {spec.builder}")
+    built = builder(store, cfg, make_generator(cfg.seed), options=options, device=device, progress=progress)
+    manifest = _manifest(spec, cfg, store, built.kind, **built.extra)
+    manifest.ipc = int(built.ipc)
+    return DistilledSet(tensors=built.tensors, labels=built.labels, manifest=manifest)
 
 
 def _select(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, device: torch.device) -> DistilledSet:
@@ -225,8 +243,11 @@ def distill(
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     start = time.perf_counter()
 
-    if spec.selector is not None:
-        distilled = _select(spec, cfg, train_store, torch.device(device))
+    if spec.selector is not None or spec.builder is not None:
+        if spec.builder is not None:
+            distilled = _build(spec, cfg, train_store, torch.device(device), progress)
+        else:
+            distilled = _select(spec, cfg, train_store, torch.device(device))
         distilled.save(run_dir / "distilled.safetensors")
         seconds = time.perf_counter() - start
         return DistillResult(distilled, run_dir, seconds, 0.0, 0)
@@ -240,10 +261,10 @@ def distill(
     objective = OBJECTIVES.get(spec.objective)(train_store, cfg, device)
     # parametrizations and objectives may carry their own learnable tensors with their own
     # lr/momentum (learned labels, MTT's student lr): ``param_groups()`` -> optimizer groups
-    groups = [{"params": list(param.parameters())}]
-    for part in (param, objective):
-        if hasattr(part, "param_groups"):
-            groups.extend(part.param_groups())
+    extra_groups = [g for part in (param, objective) if hasattr(part, "param_groups") for g in part.param_groups()]
+    # a tensor in its own group (a parametrization's learned labels) leaves the default group
+    claimed = {id(p) for g in extra_groups for p in g["params"]}
+    groups = [{"params": [p for p in param.parameters() if id(p) not in claimed]}, *extra_groups]
     optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     ckpt_path = run_dir / "checkpoint.safetensors"
     metrics_path = run_dir / "metrics.jsonl"

@@ -13,6 +13,8 @@ Built-in kinds:
 - ``"pixels"``: ``tensors["videos"]`` float ``(N, C, T, H, W)``, already normalized.
 - ``"real-clips"``: ``tensors["clips"]`` uint8 ``(N, T, H, W, C)`` real clips, normalized with
   the manifest's mean/std.
+- ``"latent"``: recompressed codec latents (``latent.*``) and optionally the decoder weights
+  (``codec.*``); decoded with the codec the manifest references (:mod:`videodd.codecs.latent_set`).
 
 New kinds register a materializer with :func:`register_kind` (optionally with a cheap check of
 the stored tensors that runs in :meth:`DistilledSet.validate`).
@@ -203,14 +205,21 @@ class DistilledManifest:
 # ------------------------------------------------------------------------------------------------
 Materializer = Callable[[dict[str, torch.Tensor], DistilledManifest], torch.Tensor]
 KindCheck = Callable[[dict[str, torch.Tensor], DistilledManifest, int], None]
+KindSummary = Callable[[dict[str, torch.Tensor], DistilledManifest], list[tuple[str, str]]]
+KindStorage = Callable[[dict[str, torch.Tensor], DistilledManifest], dict[str, Any]]
 
 MATERIALIZERS: Registry[Materializer] = Registry("distilled-set kind")
 """kind name -> ``(tensors, manifest) -> normalized float32 videos (N, C, T, H, W)``."""
 
 _KIND_CHECKS: dict[str, KindCheck] = {}
+_KIND_SUMMARIES: dict[str, KindSummary] = {}
+_KIND_STORAGE: dict[str, KindStorage] = {}
 
 
-def register_kind(name: str, *, check: KindCheck | None = None) -> Callable[[Materializer], Materializer]:
+def register_kind(
+    name: str, *, check: KindCheck | None = None, summary: KindSummary | None = None,
+    storage: KindStorage | None = None,
+) -> Callable[[Materializer], Materializer]:
     """Register a materializer for a distilled-set kind.
 
     Args:
@@ -218,12 +227,20 @@ def register_kind(name: str, *, check: KindCheck | None = None) -> Callable[[Mat
         check: optional cheap validation ``(tensors, manifest, num_videos) -> None`` of the stored
             tensors (no materialization); it raises :class:`DistilledSetError`. It runs in
             :meth:`DistilledSet.validate`, so bad sets are refused at save and load time.
+        summary: optional ``(tensors, manifest) -> [(key, value), ...]`` rows that
+            :meth:`DistilledSet.describe` (``videodd info``) adds after the storage table.
+        storage: optional ``(tensors, manifest) -> dict`` of storage figures by part, merged into
+            :meth:`DistilledSet.storage_detail` (evaluation reports carry it).
     """
 
     def decorator(fn: Materializer) -> Materializer:
         MATERIALIZERS.register(name)(fn)
         if check is not None:
             _KIND_CHECKS[name] = check
+        if summary is not None:
+            _KIND_SUMMARIES[name] = summary
+        if storage is not None:
+            _KIND_STORAGE[name] = storage
         return fn
 
     return decorator
@@ -270,6 +287,57 @@ def materialize_real_clips(tensors: dict[str, torch.Tensor], manifest: Distilled
     if clips.dtype != torch.uint8:
         raise DistilledSetError(f"tensor 'clips' must be uint8 (N, T, H, W, C), got {clips.dtype}")
     return normalize_uint8(clips, manifest.mean, manifest.std)
+
+
+def _check_latent(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
+    from videodd.codecs.latent_set import check_latent_set  # lazy: codecs import torch.nn models
+
+    try:
+        check_latent_set(tensors, manifest, num_videos)
+    except ValueError as err:
+        raise DistilledSetError(str(err)) from None
+
+
+def _summarize_latent(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> list[tuple[str, str]]:
+    from videodd.codecs.latent_set import latent_storage
+
+    part = latent_storage(tensors, manifest)
+    m = manifest.extra
+    codec = m.get("codec") or {}
+    where = "embedded in this file" if part["codec_embedded"] else (
+        f"not in this file: {codec.get('kind')}:{codec.get('path')} (sha256 {str(codec.get('sha256'))[:16]})")
+    match = m.get("match_ipc")
+    budget = m.get("budget_bytes")
+    budget_text = (f"; chosen to fit pixel IPC {match} ({human_bytes(int(budget))})" if match is not None
+                   else f"; chosen to fit {human_bytes(int(budget))}" if budget is not None else "")
+    err = (m.get("reconstruction_error") or {}).get("total")
+    return [
+        ("latents", f"{m.get('num_latents')} x {tuple(m.get('latent_shape') or ())}, compression "
+                    f"{m.get('compression')}" + (f" (relative error {err:.3g})" if err is not None else "")),
+        ("latent bytes", f"{human_bytes(part['latent_bytes'])} ({part['latent_bytes']:,})"),
+        ("decoder bytes", f"{human_bytes(part['decoder_bytes'])} ({part['decoder_bytes']:,}), {where}"),
+        ("pixel-eq. IPC", f"{part['pixel_equivalent_ipc']:.3g} (latent bytes / bytes of one float32 pixel IPC)"
+                          + budget_text),
+    ]
+
+
+def _latent_storage(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> dict[str, Any]:
+    from videodd.codecs.latent_set import latent_storage
+
+    return {**latent_storage(tensors, manifest), "match_ipc": manifest.extra.get("match_ipc"),
+            "budget_bytes": manifest.extra.get("budget_bytes")}
+
+
+@register_kind("latent", check=_check_latent, summary=_summarize_latent, storage=_latent_storage)
+def materialize_latent(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """Codec latents: decompress ``latent.*``, decode with the referenced (or embedded) codec, normalize."""
+    from videodd.codecs import CodecError
+    from videodd.codecs.latent_set import decode_latent_set
+
+    try:
+        return decode_latent_set(tensors, manifest)
+    except (CodecError, ValueError) as err:
+        raise DistilledSetError(str(err)) from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -359,6 +427,22 @@ class DistilledSet:
         sizes[LABELS_KEY] = _tensor_bytes(self.labels)
         sizes["total"] = sum(sizes.values())
         return sizes
+
+    def storage_detail(self) -> dict[str, Any]:
+        """Storage figures for reports: ``pixel_bytes_per_ipc`` (one IPC of float32 videos, the
+        published convention), ``pixel_equivalent_ipc`` (stored bytes without labels over it) and the
+        kind's own parts (latent sets: ``latent_bytes``, ``decoder_bytes``, ``codec_embedded``, and a
+        ``pixel_equivalent_ipc`` of the latent bytes alone)."""
+        sizes = self.storage_bytes()
+        per_ipc = 4 * len(self.manifest.classes) * len(self.manifest.mean) * math.prod(self.manifest.spec.shape)
+        detail: dict[str, Any] = {
+            "pixel_bytes_per_ipc": per_ipc,
+            "pixel_equivalent_ipc": (sizes["total"] - sizes[LABELS_KEY]) / per_ipc if per_ipc else float("nan"),
+        }
+        hook = _KIND_STORAGE.get(self.manifest.kind)
+        if hook is not None:
+            detail.update(hook(self.tensors, self.manifest))
+        return detail
 
     # -- checks ------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -618,6 +702,10 @@ class DistilledSet:
             if i == 0 or i == len(table) - 2:
                 lines.append("    " + "  ".join("-" * w for w in widths))
 
+        summary = _KIND_SUMMARIES.get(m.kind)
+        if summary is not None:
+            for key, value in summary(self.tensors, m):
+                row(key, value)
         full = full_train_bytes if full_train_bytes is not None else m.extra.get("full_train_bytes")
         if isinstance(full, (int, float)) and not isinstance(full, bool) and full > 0 and sizes["total"] > 0:
             ratio = float(full) / sizes["total"]

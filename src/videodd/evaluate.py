@@ -70,6 +70,15 @@ class EvalProtocol:
     def with_runs(self, runs: int) -> EvalProtocol:
         return dataclasses.replace(self, runs=runs)
 
+    def with_epochs(self, epochs: int) -> EvalProtocol:
+        """The protocol with ``train.epochs`` changed (lr milestones stay fractions of it), renamed
+        ``NAME+epochs=E`` so that reports, and the cached references, never pass it off as the
+        original; the full-data schedule ``reference_train`` is unchanged."""
+        if epochs == self.train.epochs:
+            return self
+        return dataclasses.replace(self, name=f"{self.name}+epochs={epochs}",
+                                   train=dataclasses.replace(self.train, epochs=epochs))
+
 
 PROTOCOLS: Registry[EvalProtocol] = Registry("evaluation protocol")
 _PUBLISHED = TrainConfig(epochs=500, batch_size=256, lr=0.01, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,))
@@ -173,6 +182,9 @@ class EvalReport:
     peak_memory_kind: str
     references: dict[str, Summary] = field(default_factory=dict)
     library_version: str = __version__
+    # DistilledSet.storage_detail(): pixel-equivalent IPC, and by part for latent sets (latent / decoder bytes)
+    storage_detail: dict[str, Any] = field(default_factory=dict)
+    label_loss: str = "ce"  # "mse" when the set's labels are regression targets (FRePo's learned labels)
 
     @property
     def compression_ratio(self) -> float:
@@ -205,6 +217,16 @@ class EvalReport:
             f"{self.full_train_bytes:,}-byte training set); wall time {self.wall_seconds:.1f} s; "
             f"peak memory {self.peak_memory_bytes / 2**20:,.0f} MiB ({self.peak_memory_kind})",
         ]
+        d = self.storage_detail
+        if "latent_bytes" in d:
+            match = f", chosen to fit pixel IPC {d['match_ipc']}" if d.get("match_ipc") is not None else ""
+            lines.append(
+                f"latent set: {d['latent_bytes']:,} latent bytes = pixel-equivalent IPC "
+                f"{d['pixel_equivalent_ipc']:.3g} (float32 pixels){match}; decoder {d['decoder_bytes']:,} bytes "
+                f"({'embedded, counted above' if d.get('codec_embedded') else 'referenced, not counted above'})"
+            )
+        if self.label_loss != "ce":
+            lines.append(f"trained on the set's learned labels with the {self.label_loss} label loss")
         return "\n".join(lines)
 
 
@@ -239,8 +261,12 @@ def run_protocol(
     device: str | torch.device = "cpu",
     progress: bool = False,
     desc: str = "eval",
+    label_loss: str = "ce",
 ) -> Summary:
-    """Train one fresh ``protocol.model`` per seed on ``train_data`` and test each final model."""
+    """Train one fresh ``protocol.model`` per seed on ``train_data`` and test each final model.
+
+    ``label_loss``: ``ce``, or ``mse`` for labels that are regression targets (FRePo's learned labels).
+    """
     runs = []
     for i, seed in enumerate(seeds):
         gen = make_generator(seed)
@@ -248,7 +274,7 @@ def run_protocol(
             model = create_model(protocol.model_for(test_store.video_shape), test_store.num_classes,
                                  test_store.video_shape)
         fitted = fit(model, train_data, train_cfg, generator=gen, device=device, progress=progress,
-                     desc=f"{desc} run {i + 1}/{len(seeds)}")
+                     desc=f"{desc} run {i + 1}/{len(seeds)}", label_loss=label_loss)
         pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
         runs.append(
             RunResult(
@@ -359,9 +385,12 @@ def evaluate(
     train_cfg = protocol.train
     if protocol.use_learned_lr and distilled.manifest.learned_lr is not None:
         train_cfg = dataclasses.replace(train_cfg, lr=float(distilled.manifest.learned_lr))
+    # a set whose labels are regression targets (FRePo's learned labels) says so in its manifest;
+    # it trains with those labels under the mse label loss, as published
+    label_loss = str(distilled.manifest.extra.get("label_loss", "ce"))
     result = run_protocol(TensorData(mat.videos, mat.labels), test_store, protocol, train_cfg,
                           seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device,
-                          progress=progress, desc=distilled.manifest.method)
+                          progress=progress, desc=distilled.manifest.method, label_loss=label_loss)
     refs: dict[str, Summary] = {}
     if train_store is not None:
         distilled.check_compatible(train_store)
@@ -370,6 +399,14 @@ def evaluate(
                 train_store, test_store, protocol, distilled.ipc, seed=seed, device=device, progress=progress,
                 cache_dir=cache_dir,
             )
+            # a set made to fit the bytes of pixel IPC K (latent sets: --set selector.match_ipc=K) is
+            # also compared with random real clips at IPC K: the same storage budget
+            match = distilled.manifest.extra.get("match_ipc")
+            if isinstance(match, int) and not isinstance(match, bool) and match != distilled.ipc:
+                refs[f"random real IPC {match} (same storage)"] = random_real_reference(
+                    train_store, test_store, protocol, match, seed=seed, device=device, progress=progress,
+                    cache_dir=cache_dir,
+                )
         if "full" in references:
             refs["full training set"] = full_data_reference(
                 train_store, test_store, protocol, seed=seed, device=device, progress=progress, cache_dir=cache_dir
@@ -392,4 +429,6 @@ def evaluate(
         peak_memory_bytes=peak,
         peak_memory_kind=kind,
         references=refs,
+        storage_detail=distilled.storage_detail(),
+        label_loss=label_loss,
     )

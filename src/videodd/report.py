@@ -22,13 +22,26 @@ class TableRow:
 
 
 def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -> list[TableRow]:
-    """The method's row followed by its references' rows."""
+    """The method's row followed by its references' rows.
+
+    A latent set's IPC cell also gives its pixel-equivalent IPC (latent bytes over one IPC of float32
+    pixels), e.g. ``12 (= 0.98 px)``.
+    """
+    detail = report.storage_detail
+    ipc: int | str = report.ipc
+    if "latent_bytes" in detail:
+        ipc = f"{report.ipc} (= {detail['pixel_equivalent_ipc']:.2g} px)"
     rows = [
-        TableRow(report.method, report.ipc, report.result, report.storage_bytes, report.compression_ratio,
+        TableRow(report.method, ipc, report.result, report.storage_bytes, report.compression_ratio,
                  distill_seconds, report.wall_seconds)
     ]
     for name, summary in report.references.items():
-        rows.append(TableRow(name, "all" if name.startswith("full") else report.ipc, summary))
+        ref_ipc: int | str = report.ipc
+        if name.startswith("full"):
+            ref_ipc = "all"
+        elif name.endswith("(same storage)") and detail.get("match_ipc") is not None:
+            ref_ipc = detail["match_ipc"]
+        rows.append(TableRow(name, ref_ipc, summary))
     return rows
 
 
@@ -48,4 +61,26 @@ def markdown_table(rows: list[TableRow]) -> str:
             f"{f'{r.distill_seconds:.0f} s' if r.distill_seconds is not None else '-'} | "
             f"{f'{r.eval_seconds:.0f} s' if r.eval_seconds is not None else '-'} |"
         )
+    return "\n".join(out)
+
+
+def cross_arch_table(reports: list[EvalReport]) -> str:
+    """One markdown table for a distilled set evaluated on several models (``reports`` in order):
+    rows = models; columns = top-1 mean ± std (%), top-5, runs, the top-1 of each reference the
+    reports carry (the same references trained on that model), and wall time (of the whole
+    evaluation of that model, references included unless they came from the cache).
+
+    If the reports are of different sets (method or IPC), each row names its set too.
+    """
+    refs = list(dict.fromkeys(name for r in reports for name in r.references))
+    mixed = len({(r.method, r.ipc) for r in reports}) > 1
+    head = ["model", "top-1 (%)", "top-5 (%)", "runs", *[f"{name} top-1 (%)" for name in refs], "wall time"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in reports:
+        s = r.result
+        name = f"{r.model} ({r.method}, IPC {r.ipc})" if mixed else r.model
+        cells = [name, s.fmt(), f"{100 * s.top5_mean:.1f} ± {100 * s.top5_std:.1f}", str(len(s.runs))]
+        cells += [r.references[n].fmt() if n in r.references else "-" for n in refs]
+        cells.append(f"{r.wall_seconds:.0f} s")
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)

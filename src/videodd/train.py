@@ -33,6 +33,8 @@ class TrainConfig:
         weight_decay: L2 weight decay.
         lr_milestones: fractions of ``epochs`` at which the lr is multiplied by ``lr_gamma``.
         lr_gamma: the lr decay factor.
+        optimizer: "sgd" (with ``momentum``) or "adam" (``momentum`` unused, ``weight_decay`` is L2),
+            e.g. for the reconstruction training of a codec.
     """
 
     epochs: int = 500
@@ -42,10 +44,13 @@ class TrainConfig:
     weight_decay: float = 5e-4
     lr_milestones: tuple[float, ...] = (0.5,)
     lr_gamma: float = 0.1
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("TrainConfig needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
 
 class VideoData(Protocol):
@@ -94,8 +99,23 @@ class StoreData:
         return self.store.batch(idx, device), self.store.labels_tensor(idx).to(device)
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with hard ``(N,)`` or soft ``(N, K)`` labels."""
+LABEL_LOSSES = ("ce", "mse")
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """Cross-entropy with hard ``(N,)`` or soft ``(N, K)`` labels (``kind="ce"``), or regression of
+    the logits onto float ``(N, K)`` label vectors (``kind="mse"``: FRePo's learned labels).
+
+    ``mse`` is ``0.5 * sum over classes of (logit - label)^2``, averaged over the batch: its gradient
+    w.r.t. the logits, ``logit - label``, has the scale of cross-entropy's ``p - label``, so the
+    same SGD learning rate suits both.
+    """
+    if kind == "mse":
+        if labels.ndim != 2:
+            raise ValueError(f"the mse label loss needs float (N, K) labels, got shape {tuple(labels.shape)}")
+        return 0.5 * (logits - labels).pow(2).sum(1).mean()
+    if kind != "ce":
+        raise ValueError(f"unknown label loss {kind!r}; valid: {', '.join(LABEL_LOSSES)}")
     if labels.ndim == 2:
         return torch.sum(-labels * F.log_softmax(logits, dim=1), dim=1).mean()
     return F.cross_entropy(logits, labels)
@@ -123,18 +143,26 @@ def fit(
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     progress: bool = False,
     desc: str = "train",
+    label_loss: str = "ce",
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``data`` with SGD and a step schedule.
+    """Train ``model`` on ``data`` with SGD (or Adam) and a step schedule.
 
     Args:
         generator: the only source of randomness (shuffling, augmentation).
         augment: optional ``f(videos, generator) -> videos`` applied to each batch.
         on_epoch_end: called as ``on_epoch_end(epoch, model)`` after every epoch (1-based),
             e.g. to snapshot expert trajectories or to evaluate on a validation split.
+        label_loss: ``ce`` or ``mse`` (see :func:`loss_fn`).
+        loss: optional ``f(model, videos, labels) -> scalar`` replacing the label loss
+            ``loss_fn(model(videos), labels)``, e.g. a reconstruction loss for a codec.
     """
     device = torch.device(device)
     model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     result = FitResult(model=model)
@@ -150,14 +178,14 @@ def fit(
                 x, y = data.get(order[s : s + cfg.batch_size], device)
                 if augment is not None:
                     x = augment(x, generator)
-                loss = loss_fn(model(x), y)
-                if not torch.isfinite(loss):
+                batch_loss = loss_fn(model(x), y, label_loss) if loss is None else loss(model, x, y)
+                if not torch.isfinite(batch_loss):
                     result.diverged_at_epoch = epoch
                     break
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                batch_loss.backward()
                 opt.step()
-                total += loss.item() * len(x)
+                total += batch_loss.item() * len(x)
                 count += len(x)
                 result.steps += 1
             if result.diverged_at_epoch is not None:

@@ -1,4 +1,4 @@
-"""Named recipes: a method is a parametrization x objective, or a selector (DESIGN section 1).
+"""Named recipes: a method is a parametrization x objective, a selector, or a set builder (DESIGN section 1).
 
 Recipes are data, not code: adding a method is registering a ``MethodSpec`` with the parts it
 combines and the defaults it changes.
@@ -14,7 +14,11 @@ from videodd.registry import Registry
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A recipe: either ``selector`` or (``parametrization``, ``objective``), plus default config."""
+    """A recipe: exactly one of ``selector``, (``parametrization``, ``objective``) or ``builder``, plus defaults.
+
+    A ``builder`` (``videodd.builders``) is a training-free method that writes its own kind of
+    DistilledSet (e.g. ``latent``); it takes its options from ``DistillConfig.selector``.
+    """
 
     name: str
     description: str
@@ -22,11 +26,12 @@ class MethodSpec:
     parametrization: str | None = None
     objective: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    builder: str | None = None
 
     def __post_init__(self) -> None:
         synth = self.parametrization is not None and self.objective is not None
-        if synth == (self.selector is not None):
-            raise ValueError(f"method {self.name!r} needs a selector or a parametrization and an objective")
+        if synth + (self.selector is not None) + (self.builder is not None) != 1:
+            raise ValueError(f"method {self.name!r} needs a selector, a builder, or a parametrization and an objective")
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
@@ -44,10 +49,81 @@ def get_method(name: str) -> MethodSpec:
 register_method(MethodSpec("random", "random real clips per class (selection baseline)", selector="random"))
 register_method(
     MethodSpec(
+        "herding",
+        "herding: real clips whose running mean feature (net trained on the real data) tracks the class mean",
+        selector="herding",
+    )
+)
+register_method(
+    MethodSpec(
+        "kcenter",
+        "k-center: greedy farthest real clips in feature space (net trained on the real data), from the class mean",
+        selector="kcenter",
+    )
+)
+register_method(
+    MethodSpec(
+        "kmeans",
+        "k-means: the real clip nearest each k-means centre of the class (flattened normalized pixels)",
+        selector="kmeans",
+    )
+)
+register_method(
+    MethodSpec(
+        "dpp",
+        "k-DPP: diverse real clips per class, exact k-DPP on flattened pixels (RBF, median-heuristic bandwidth)",
+        selector="dpp",
+    )
+)
+register_method(
+    MethodSpec(
+        "latent",
+        "latent distillation: codec latents picked by k-DPP / k-means, recompressed (Tucker, PCA, int8), training-free",
+        builder="latent",
+    )
+)
+register_method(
+    MethodSpec(
         "dm",
         "distribution matching: pixels pulled to the real class-mean embedding of fresh random networks",
         parametrization="pixels",
         objective="dm",
         defaults={"lr": 1.0, "momentum": 0.5},
+    )
+)
+register_method(
+    MethodSpec(
+        "dc",
+        "gradient matching (DC/DSA): per-class gradients of a network trained on the set, matched to real ones",
+        parametrization="pixels",
+        objective="dc",
+        # DC's lr_img 0.1 is for its loss scale on CIFAR; 0.5 gives ConvNet3D-s videos at CPU scale the per-pixel
+        # step of DM's validated lr (configs/synth-actions/dc-*.yaml). DC's ConvNet uses instance norm.
+        defaults={"lr": 0.5, "momentum": 0.5, "model": "convnet3d-s-in"},
+    )
+)
+register_method(
+    MethodSpec(
+        "frepo",
+        "FRePo: kernel ridge regression on the features of a pool of online-trained networks, labels learnt too",
+        parametrization="pixels",
+        objective="krr",
+        # FRePo optimises pixels and labels with Adam; the loop's SGD needs its own step sizes, set so the per-pixel
+        # step at CPU scale matches DM's validated one (configs/synth-actions/frepo-*.yaml). No augmentation.
+        defaults={"lr": 50.0, "momentum": 0.5, "augment": [],
+                  "parametrization": {"learn_labels": True, "label_init": "scaled", "label_lr": 0.1}},
+    )
+)
+register_method(
+    MethodSpec(
+        "mtt",
+        "matching training trajectories: student steps on the pixels follow expert trajectories, student lr learnt",
+        parametrization="pixels",
+        objective="mtt",
+        # Published video MTT (Wang et al. 2024, sh/baseline/MTT.sh): SGD momentum 0.5 on the pixels, no
+        # augmentation; its pixel lr (lr_img) is 1e5 for MiniUCF IPC 1 (1e3-1e5 across datasets, configs/).
+        # The default lr here is the CPU-scale choice for synth-actions (benchmarks/tune_mtt_synth.py).
+        # Experts: `videodd experts`, then --set objective.experts=DIR (required).
+        defaults={"lr": 1000.0, "momentum": 0.5, "augment": []},
     )
 )

@@ -36,4 +36,4 @@ def list_models() -> list[str]:
 
 
 # Importing the modules registers their models.
-from videodd.models import convnet3d  # noqa: E402,F401
+from videodd.models import convnet3d, framewise, resnet3d  # noqa: E402,F401

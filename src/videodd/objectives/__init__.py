@@ -33,4 +33,4 @@ class ObjectiveOutput:
 
 OBJECTIVES: Registry[Callable[..., object]] = Registry("objective")
 
-from videodd.objectives import dm  # noqa: E402,F401
+from videodd.objectives import dm, gradient, krr, mtt  # noqa: E402,F401

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from videodd.data.store import ClipStore
+from videodd.data.store import ClipStore, StoreError
 from videodd.registry import Registry
 
 Selector = Callable[..., np.ndarray]
@@ -25,13 +25,13 @@ def register_selector(name: str) -> Callable[[Selector], Selector]:
 
 
 def check_ipc(store: ClipStore, ipc: int) -> None:
-    """Every class must have at least ``ipc`` clips."""
+    """Every class must have at least ``ipc`` clips (a StoreError, so the CLI prints it plainly)."""
     if ipc < 1:
         raise ValueError(f"ipc must be >= 1, got {ipc}")
     counts = store.class_counts()
     short = [f"{store.classes[c]} ({n})" for c, n in enumerate(counts) if n < ipc]
     if short:
-        raise ValueError(f"{store.root}: classes with fewer than ipc={ipc} clips: {', '.join(short[:10])}")
+        raise StoreError(f"{store.root}: classes with fewer than ipc={ipc} clips: {', '.join(short[:10])}")
 
 
 @register_selector("random")
@@ -44,3 +44,7 @@ def select_random(store: ClipStore, ipc: int, generator: torch.Generator, **_: o
         order = torch.randperm(len(members), generator=generator)[:ipc].numpy()
         picks.append(np.sort(members[order]))
     return np.concatenate(picks).astype(np.int64)
+
+
+# Importing the modules registers their selectors.
+from videodd.selection import dpp, herding, kcenter, kmeans  # noqa: E402,F401

@@ -1,0 +1,159 @@
+"""Frame-wise ConvNets: the 2D ConvNet of image distillation (DC/DM) run on every frame, with the
+frame features fused over time by a head (the "ConvNet+Mean/MLP/LSTM/RNN/GRU" rows of the
+cross-architecture tables of Wang et al., CVPR 2024), and the same ConvNet on single images.
+
+Frame encoder, per frame ``(3, H, W)``: 3 blocks of ``Conv2d(3x3, width 128, pad 1)``,
+``GroupNorm(128, 128)`` (= instance norm with affine, as DC/DM write it), ReLU,
+``AvgPool2d(2)``; the map ``(128, H/8, W/8)`` is flattened to ``F = 128 * H/8 * W/8`` features
+(2,048 at 32x32, 8,192 at 64x64, 25,088 at 112x112).
+
+Heads over the ``T`` frame features ``(N, T, F)``; ``embed`` returns the fused feature:
+
+- ``mean``: average over time -> ``(N, F)`` -> linear. Order-free.
+- ``mlp``: concatenate over time -> ``(N, T*F)`` -> Linear(T*F, 128) -> ReLU -> ``(N, 128)`` -> linear.
+- ``lstm`` / ``rnn`` / ``gru``: one-layer ``torch.nn`` recurrent net, hidden 128; the last hidden
+  state ``(N, 128)`` -> linear.
+
+The released code of Wang et al. differs in the fusion details (its "MLP" is a learned per-feature
+weighting of the frames; its recurrent heads average the outputs over time, hidden = F or F/8);
+those sizes explode at 112x112 (an LSTM with hidden 25,088), so we use hidden 128 throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from videodd.models import register_model
+
+HEADS = ("mean", "mlp", "lstm", "rnn", "gru")
+_RECURRENT = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}
+
+
+def frame_encoder(channels: int, width: int = 128, depth: int = 3) -> nn.Sequential:
+    """The DC/DM image ConvNet trunk: ``depth`` x (conv 3x3, instance norm, ReLU, avg-pool 2)."""
+    layers: list[nn.Module] = []
+    for d in range(depth):
+        layers += [
+            nn.Conv2d(channels if d == 0 else width, width, kernel_size=3, padding=1),
+            nn.GroupNorm(width, width, affine=True),
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(2),
+        ]
+    return nn.Sequential(*layers)
+
+
+def _frame_features(height: int, width: int, channels: int, depth: int) -> int:
+    h, w = height >> depth, width >> depth  # each avg-pool 2 floors the size
+    if h < 1 or w < 1:
+        raise ValueError(f"frames of {height}x{width} are too small for {depth} pooling blocks")
+    return channels * h * w
+
+
+class FramewiseConvNet(nn.Module):
+    """2D ConvNet on every frame, fused over time by ``head`` (one of ``HEADS``).
+
+    Args:
+        num_classes: K.
+        input_shape: (C, T, H, W); T is fixed for the ``mlp`` head (it concatenates frames).
+        head: temporal fusion, see the module docstring.
+        width, depth: of the frame encoder.
+        hidden: size of the ``mlp`` hidden layer and of the recurrent state.
+    """
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], head: str = "mean", width: int = 128,
+                 depth: int = 3, hidden: int = 128) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown temporal head {head!r}; valid: {', '.join(HEADS)}")
+        channels, frames, height, width_px = input_shape
+        self.head, self.input_shape, self.num_classes = head, tuple(input_shape), num_classes
+        self.encoder = frame_encoder(channels, width, depth)
+        feat = _frame_features(height, width_px, width, depth)
+        if head == "mean":
+            self.fuse: nn.Module = nn.Identity()
+            out = feat
+        elif head == "mlp":
+            self.fuse = nn.Sequential(nn.Linear(frames * feat, hidden), nn.ReLU(inplace=True))
+            out = hidden
+        else:
+            self.fuse = _RECURRENT[head](feat, hidden, num_layers=1, batch_first=True)
+            out = hidden
+        self.classifier = nn.Linear(out, num_classes)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, T, H, W) -> (N, T, F)``: the encoder applied to every frame independently."""
+        n, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)  # (N*T, C, H, W), frame-major per video
+        return self.encoder(frames).reshape(n, t, -1)  # (N, T, F)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused feature ``(N, F')`` before the classifier."""
+        feats = self.frame_features(x)  # (N, T, F)
+        if self.head == "mean":
+            return feats.mean(dim=1)  # (N, F)
+        if self.head == "mlp":
+            if feats.shape[1] != self.input_shape[1]:
+                raise ValueError(f"convnet-mlp was built for {self.input_shape[1]} frames, got {feats.shape[1]}")
+            return self.fuse(feats.flatten(1))  # (N, T*F) -> (N, hidden)
+        _, state = self.fuse(feats)  # state: h_T (layers, N, hidden); (h_T, c_T) for an LSTM
+        h_last = state[0] if isinstance(state, tuple) else state
+        return h_last[-1]  # (N, hidden): the last layer's state after the last frame
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class ConvNet2D(nn.Module):
+    """The DC/DM image ConvNet (frame encoder + linear) for still frames.
+
+    Takes images ``(N, C, H, W)`` or single-frame videos ``(N, C, 1, H, W)``, so that a stage that
+    distils still frames can use the video code paths unchanged; ``input_shape`` is ``(C, H, W)``
+    or ``(C, 1, H, W)``. For clips of several frames use ``convnet-mean``.
+    """
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int = 128, depth: int = 3) -> None:
+        super().__init__()
+        if len(input_shape) == 4:
+            if input_shape[1] != 1:
+                raise ValueError(f"convnet2d is an image model: input_shape {tuple(input_shape)} has "
+                                 f"{input_shape[1]} frames (want 1, or use convnet-mean for clips)")
+            input_shape = (input_shape[0], *input_shape[2:])
+        channels, height, width_px = input_shape
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.encoder = frame_encoder(channels, width, depth)
+        self.classifier = nn.Linear(_frame_features(height, width_px, width, depth), num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` or ``(N, C, 1, H, W)`` -> ``(N, F)``."""
+        if x.ndim == 5:
+            if x.shape[2] != 1:
+                raise ValueError(f"convnet2d takes single frames, got {x.shape[2]} frames")
+            x = x.squeeze(2)  # (N, C, 1, H, W) -> (N, C, H, W)
+        return self.encoder(x).flatten(1)  # (N, width * H/8 * W/8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def _register(head: str, doc: str) -> None:
+    def factory(num_classes: int, input_shape: tuple[int, ...], **kw) -> FramewiseConvNet:
+        return FramewiseConvNet(num_classes, input_shape, head=head, **kw)
+
+    factory.__doc__ = doc
+    register_model(f"convnet-{head}")(factory)
+
+
+_register("mean", "Frame-wise 2D ConvNet (3x conv-128, instance norm), frame features averaged over time.")
+_register("mlp", "Frame-wise 2D ConvNet, frame features concatenated over time, MLP (hidden 128).")
+_register("lstm", "Frame-wise 2D ConvNet, frame features fused by an LSTM (hidden 128, last state).")
+_register("rnn", "Frame-wise 2D ConvNet, frame features fused by a tanh RNN (hidden 128, last state).")
+_register("gru", "Frame-wise 2D ConvNet, frame features fused by a GRU (hidden 128, last state).")
+
+
+@register_model("convnet2d")
+def convnet2d(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet2D:
+    """The DC/DM image ConvNet (3x conv-128, instance norm) on still frames (N, C, H, W) or (N, C, 1, H, W)."""
+    return ConvNet2D(num_classes, input_shape, **kw)

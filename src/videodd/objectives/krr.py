@@ -1,0 +1,274 @@
+"""Neural feature regression with a model pool (FRePo, Zhou, Nezhadarya & Ba, NeurIPS 2022).
+
+Each iteration picks one network of a pool of ``num_models`` online-trained networks, embeds a real
+(target) batch and the whole synthetic set with it (``model.embed``), fits kernel ridge regression
+from the synthetic features to the synthetic labels and scores its predictions on the real batch::
+
+    K_ss = F_s F_s^T    K_ts = F_t F_s^T    lambda = reg * trace(K_ss) / n
+    pred = K_ts (K_ss + lambda I)^-1 Y_s         loss = mean over the batch of ||pred - Y_t||^2
+
+with ``Y_t`` the centered one-hot targets (one-hot - 1/K) and ``Y_s`` the synthetic labels
+(learned with the set when the ``pixels`` parametrization has ``learn_labels``; then FRePo's label
+margin term ``-min(top1 - top2, 1/K)`` keeps them from collapsing). The chosen network then takes
+ONE Adam step on the synthetic set with its labels (MSE), and a network that has taken
+``max_online_steps`` steps is replaced by a fresh one. Initial step counters are staggered
+(``i * max_online_steps // num_models``), so the pool always holds networks of every age.
+
+Published order: the synthetic set is updated first, then the chosen network trains on the
+UPDATED set. The distillation loop steps the set after ``loss()`` returns, so that network step
+is taken at the start of the next call (before anything else), on the set the step produced -
+the same order; the step owed after the very last iteration is never taken (it changes nothing
+that is kept). Reference: the PyTorch port used by the static-dynamic paper
+(``yuz1wan/video_distillation``, ``FRePo/script/distill_s2d.py``) and FRePo's JAX code.
+
+Differences, documented: the synthetic set is optimised by the loop's SGD (FRePo uses Adam; the
+recipes pick SGD step sizes); the networks use a constant Adam learning rate (the port adds a
+500-step linear warm-up and a cosine decay over ``max_online_steps``); the kernel algebra runs in
+float64 (the ridge system with ``reg`` 1e-6 is ill-conditioned in float32). ``cfg.augment`` (empty
+in the recipes; FRePo uses none) applies one siamese draw to the real batch and the synthetic set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videodd.augment import AugmentConfig, sample_params
+from videodd.models import create_model
+from videodd.objectives import OBJECTIVES, ObjectiveOutput
+from videodd.objectives.gradient import augment_any
+from videodd.seeding import make_generator, seeded
+from videodd.synthesis import Parametrization
+
+
+def krr_predict(feat_syn: torch.Tensor, labels_syn: torch.Tensor, feat_target: torch.Tensor,
+                reg: float = 1e-6) -> torch.Tensor:
+    """Kernel ridge regression with the linear kernel on features, FRePo's regulariser.
+
+    Args:
+        feat_syn: ``(n, F)`` support (synthetic) features.
+        labels_syn: ``(n, K)`` support labels.
+        feat_target: ``(m, F)`` query (real) features.
+        reg: ridge strength relative to the mean diagonal: ``lambda = reg * trace(K_ss) / n``.
+
+    Returns:
+        ``(m, K)`` predictions ``K_ts (K_ss + lambda I)^-1 Y_s``, in the inputs' dtype.
+    """
+    n = feat_syn.shape[0]
+    if labels_syn.shape[0] != n or feat_target.shape[1] != feat_syn.shape[1]:
+        raise ValueError(f"shapes do not fit: features {tuple(feat_syn.shape)}, labels {tuple(labels_syn.shape)}, "
+                         f"targets {tuple(feat_target.shape)}")
+    if reg < 0:
+        raise ValueError(f"reg must be >= 0, got {reg}")
+    k_ss = feat_syn @ feat_syn.T  # (n, n)
+    k_ts = feat_target @ feat_syn.T  # (m, n)
+    lam = reg * torch.trace(k_ss) / n
+    eye = torch.eye(n, dtype=k_ss.dtype, device=k_ss.device)
+    return k_ts @ torch.linalg.solve(k_ss + lam * eye, labels_syn)  # (m, K)
+
+
+def label_margin(labels: torch.Tensor) -> torch.Tensor:
+    """FRePo's label margin term, averaged: ``-min(top1 - top2, 1/K)`` per label row ``(N, K)``."""
+    top = labels.topk(2, dim=1).values  # (N, 2)
+    return -torch.clamp(top[:, 0] - top[:, 1], max=1.0 / labels.shape[1]).mean()
+
+
+def centered_onehot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """FRePo's regression targets: ``one_hot - 1/K`` as float ``(N, K)``."""
+    return F.one_hot(labels, num_classes).float() - 1.0 / num_classes
+
+
+@dataclass(frozen=True)
+class KRROptions:
+    """Settings of the ``krr`` objective (``--set objective.KEY=VALUE``).
+
+    Attributes:
+        num_models: networks in the pool (FRePo: 10).
+        max_online_steps: steps after which a network is replaced by a fresh one (FRePo: 100).
+        model_lr: Adam learning rate of the pool networks (FRePo: 3e-4; the video port: 1e-4).
+        model_batch: synthetic videos per network step (all of them if fewer; FRePo: 500).
+        reg: ridge strength relative to the mean kernel diagonal (FRePo: 1e-6).
+        target_batch: real clips per iteration drawn uniformly from the whole training set
+            (FRePo: 1024, the video port: 512); ``None``: ``batch_real`` clips of every class.
+        margin: add FRePo's label margin term when the labels are learnt.
+    """
+
+    num_models: int = 10
+    max_online_steps: int = 100
+    model_lr: float = 3e-4
+    model_batch: int = 500
+    reg: float = 1e-6
+    target_batch: int | None = None
+    margin: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_models < 1 or self.max_online_steps < 1 or self.model_batch < 1:
+            raise ValueError("num_models, max_online_steps and model_batch must be >= 1")
+        if not self.model_lr > 0 or self.reg < 0:
+            raise ValueError("model_lr > 0 and reg >= 0 are required")
+        if self.target_batch is not None and self.target_batch < 1:
+            raise ValueError(f"target_batch must be >= 1, got {self.target_batch}")
+
+
+@OBJECTIVES.register("krr")
+class KernelRidgeRegression:
+    """FRePo: kernel ridge regression on the features of a pool of online-trained networks.
+
+    Config fields used: ``model`` (the pool's architecture), ``batch_real``, ``augment``, ``amp``
+    (bfloat16 feature passes on CUDA) and ``objective`` (see :class:`KRROptions`).
+    """
+
+    Options = KRROptions
+
+    def __init__(self, store: Any, cfg: Any, device: torch.device) -> None:
+        from videodd.distill import component_options
+
+        self.store = store
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.options: KRROptions = component_options(type(self), cfg.objective, "objective krr")
+        self.num_classes = store.num_classes
+        self.members = [np.asarray(store.class_indices(c)) for c in range(store.num_classes)]
+        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment))
+        # the pool is drawn from the run's generator on the first call (the constructor has none)
+        self.models: list[nn.Module] = []
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.steps: list[int] = []
+        self.pending: int | None = None  # the network that owes its step on the updated set
+        self.learned_labels = False
+
+    # -- the pool --------------------------------------------------------------------------------
+    def _new_model(self, generator: torch.Generator) -> tuple[nn.Module, torch.optim.Optimizer]:
+        with seeded(generator):
+            model = create_model(self.cfg.model, self.num_classes, tuple(self.store.video_shape))
+        model.to(self.device)
+        return model, torch.optim.Adam(model.parameters(), lr=self.options.model_lr)
+
+    def _build_pool(self, generator: torch.Generator) -> None:
+        o = self.options
+        self.models, self.optimizers, self.steps = [], [], []
+        for i in range(o.num_models):
+            model, opt = self._new_model(generator)
+            self.models.append(model)
+            self.optimizers.append(opt)
+            self.steps.append((o.max_online_steps // o.num_models) * i)
+
+    def train_model(self, i: int, param: Parametrization, generator: torch.Generator) -> float:
+        """One Adam step of pool network ``i`` on (a batch of) the synthetic set; reset when it is old."""
+        model, opt = self.models[i], self.optimizers[i]
+        with torch.no_grad():
+            syn = param()
+        videos = syn.videos.detach()
+        labels = syn.labels.detach()
+        labels = centered_onehot(labels, self.num_classes) if labels.ndim == 1 else labels.float()
+        if len(videos) > self.options.model_batch:
+            take = torch.randperm(len(videos), generator=generator)[: self.options.model_batch].to(videos.device)
+            videos, labels = videos[take], labels[take]
+        model.train()
+        model.requires_grad_(True)
+        with seeded(generator):  # dropout draws from the global RNG: seed it from ours
+            loss = F.mse_loss(model(videos), labels)  # FRePo: mean squared error on the labels
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        self.steps[i] += 1
+        if self.steps[i] >= self.options.max_online_steps:
+            self.models[i], self.optimizers[i] = self._new_model(generator)
+            self.steps[i] = 0
+        return float(loss.detach())
+
+    # -- data ------------------------------------------------------------------------------------
+    def sample_real(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target batch: ``target_batch`` clips uniformly, or ``batch_real`` of every class."""
+        if self.options.target_batch is not None:
+            n = sum(len(m) for m in self.members)
+            idx = torch.randperm(n, generator=generator)[: self.options.target_batch].numpy()
+            idx = np.sort(idx)
+            labels = self.store.labels_tensor(idx).long()
+        else:
+            parts, labs = [], []
+            for c, members in enumerate(self.members):
+                take = torch.randperm(len(members), generator=generator)[: self.cfg.batch_real].numpy()
+                parts.append(members[take])
+                labs.append(np.full(len(take), c))
+            idx = np.concatenate(parts)
+            labels = torch.from_numpy(np.concatenate(labs)).long()
+        return self.store.batch(idx, self.device), labels.to(self.device)
+
+    # -- the objective ---------------------------------------------------------------------------
+    def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
+        metrics: dict[str, float] = {}
+        if not self.models:
+            self._build_pool(generator)
+        if self.pending is not None:
+            # the step owed by the network used last time, on the set the loop just updated
+            metrics["model_loss"] = self.train_model(self.pending, param, generator)
+            self.pending = None
+        i = int(torch.randint(len(self.models), (1,), generator=generator).item())
+        model = self.models[i]
+        model.eval()  # features of the network as it is: dropout off, BatchNorm on running statistics
+        model.requires_grad_(False)
+        real, real_lab = self.sample_real(generator)
+        syn = param()
+        videos = syn.videos
+        if self.aug_cfg.ops:
+            draw = sample_params(self.aug_cfg, generator)  # one siamese draw for both sides
+            real, videos = augment_any(real, draw), augment_any(videos, draw)
+        self.learned_labels = syn.labels.ndim == 2
+        y_syn = syn.labels.float() if self.learned_labels else centered_onehot(syn.labels, self.num_classes)
+        y_target = centered_onehot(real_lab, self.num_classes)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
+                    else contextlib.nullcontext())
+        with autocast:
+            with torch.no_grad():
+                f_target = model.embed(real)  # (B, F)
+            f_syn = model.embed(videos)  # (N, F)
+        pred = krr_predict(f_syn.double(), y_syn.double(), f_target.double(), self.options.reg)  # (B, K)
+        krr = (pred - y_target.double()).pow(2).sum(1).mean().float()
+        loss = krr
+        metrics.update({"krr": float(krr.detach()), "model": float(i)})
+        if self.learned_labels and self.options.margin:
+            margin = label_margin(y_syn)
+            loss = loss + margin
+            metrics["margin"] = float(margin.detach())
+        metrics["loss"] = float(loss.detach())
+        self.pending = i
+        return ObjectiveOutput(loss, metrics)
+
+    def export(self) -> dict[str, Any]:
+        """Learned labels are regression targets: evaluation trains on them with the mse label loss."""
+        return {"label_loss": "mse"} if self.learned_labels else {}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Every pool network's weights, its Adam state and step counter, and the pending step."""
+        if not self.models:
+            return {}
+        return {
+            "models": [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in self.models],
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "steps": list(self.steps),
+            "pending": -1 if self.pending is None else self.pending,
+            "learned_labels": self.learned_labels,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            self.models, self.optimizers, self.steps, self.pending = [], [], [], None
+            return
+        # any initialisation will do (the weights are overwritten); a throwaway generator keeps the
+        # run's generator and the global RNG untouched
+        self._build_pool(make_generator(0))
+        for model, opt, weights, opt_state in zip(self.models, self.optimizers, state["models"], state["optimizers"],
+                                                  strict=True):
+            model.load_state_dict(weights)
+            opt.load_state_dict(opt_state)
+        self.steps = [int(s) for s in state["steps"]]
+        self.pending = None if int(state["pending"]) < 0 else int(state["pending"])
+        self.learned_labels = bool(state.get("learned_labels", False))

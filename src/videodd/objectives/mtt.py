@@ -1,0 +1,311 @@
+"""Matching training trajectories (MTT, Cazenavette et al. CVPR 2022), as used for video by
+Wang et al. CVPR 2024 ("Dancing with Still Images").
+
+Each iteration draws an expert ``e`` and a start epoch ``t`` (uniform in
+``[min_start_epoch, max_start_epoch)``, exclusive as in the published code), starts a student at
+the expert's parameters ``θ_t`` and takes ``syn_steps`` SGD steps on mini-batches of the synthetic
+set with a LEARNABLE step size ``syn_lr``::
+
+    θ_{i+1} = θ_i - syn_lr * ∇_θ CE(f(x_i; θ_i), y_i)
+    loss    = ||θ_N - θ*_{t+M}||² / ||θ_t - θ*_{t+M}||²          (M = expert_epochs)
+
+The student is ``torch.func.functional_call`` on one flat parameter vector (the layout of the
+expert files); the gradient of the loss reaches the synthetic pixels and ``syn_lr`` through the
+whole unroll (``create_graph=True``). ``syn_lr`` is optimised with the set (``param_groups``: lr
+``lr_lr``, momentum 0.5, as published), clipped at ``min_lr`` as in the video code, saved in
+checkpoints (``state_dict``) and exported as the DistilledSet's ``learned_lr``, which evaluation
+uses as its training lr.
+
+Memory (``unroll``):
+
+- ``plain``: the published unroll; autograd keeps every step's activations and the graph of
+  every inner gradient, so memory grows linearly with ``syn_steps`` (activations dominate).
+- ``checkpoint``: the unroll runs once without a graph, keeping only the N parameter vectors
+  θ_0..θ_{N-1} (N x P floats, 14.6 MB each for ConvNet3D at MiniUCF); the backward pass walks the
+  steps in reverse, recomputes ONE step with its double-backward graph, and pulls the incoming
+  gradient through it (a vector-Jacobian product). Activation memory is that of a single step,
+  whatever ``syn_steps``; the price is one more forward + inner backward per step (1.35-1.75x the
+  time). Same gradients as ``plain`` to float rounding: each step's dropout mask is seeded from
+  the generator, and the recomputation uses the same seed. Measured on CPU (convnet3d-s, 10
+  classes, IPC 5, 8x32x32, whole set per step; ``benchmarks/mtt_memory.py``): peak increase
+  197 / 336 / 600 / 1131 MiB (plain) vs 161 / 158 / 162 / 181 MiB (checkpoint) at 5 / 10 / 20 / 40 steps.
+
+Networks: the student replays the expert from its parameters alone, so networks with batch norm
+(running statistics, batch statistics of a handful of synthetic clips) are refused; the published
+MTT uses no-norm / instance-norm nets (ConvNet3D has no normalization). Dropout stays on, as in
+the experts' training and the published student (``student_net.train()``).
+
+Augmentation: the published image MTT applies DSA to each synthetic mini-batch (not siamese:
+there is no real batch to pair with); the published video code applies none. ``DistillConfig.augment``
+decides (the ``mtt`` recipe sets ``[]``); when given, each synthetic clip gets its own draw per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch.func import functional_call
+
+from videodd.augment import AugmentConfig, AugmentParams, apply_augment_grouped, sample_params
+from videodd.data.store import ClipStore
+from videodd.models import create_model
+from videodd.objectives import OBJECTIVES, ObjectiveOutput
+from videodd.objectives.experts import ExpertBuffer, ExpertError, check_no_batchnorm, param_layout
+from videodd.seeding import draw_seed, make_generator, seeded
+from videodd.synthesis import Parametrization
+from videodd.train import loss_fn
+
+
+@dataclass(frozen=True)
+class MTTOptions:
+    """Options of the ``mtt`` objective (``--set objective.KEY=VALUE``).
+
+    Attributes:
+        experts: folder written by ``videodd experts`` (required).
+        syn_steps: student SGD steps per iteration, N (published video: 10; 5 for static-dynamic IPC 5).
+        expert_epochs: target epoch offset M (published video: 1; image MTT: 2).
+        max_start_epoch: start epochs are drawn from [min_start_epoch, max_start_epoch) (published 10).
+        min_start_epoch: lower bound of the start epoch (published 0).
+        lr_init: initial student lr (published lr_teacher 0.01, the experts' lr).
+        lr_lr: lr of the learnable student lr (published 1e-5).
+        lr_momentum: momentum of the learnable student lr (published 0.5).
+        min_lr: the student lr is clipped from below at this value (published video code: 0.001).
+        learn_lr: learn the student lr (published video: on, ``--train_lr``).
+        batch_syn: synthetic clips per student step; None = the whole set (published default).
+        unroll: ``plain`` (published) or ``checkpoint`` (recompute: activation memory of one step).
+        check_store: refuse experts trained on a store with another fingerprint.
+    """
+
+    experts: str = ""
+    syn_steps: int = 10
+    expert_epochs: int = 1
+    max_start_epoch: int = 10
+    min_start_epoch: int = 0
+    lr_init: float = 0.01
+    lr_lr: float = 1e-5
+    lr_momentum: float = 0.5
+    min_lr: float = 0.001
+    learn_lr: bool = True
+    batch_syn: int | None = None
+    unroll: Literal["plain", "checkpoint"] = "plain"
+    check_store: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.experts:
+            raise ValueError("experts: the folder of expert trajectories is required (train it with "
+                             "`videodd experts --data DATA --out DIR ...`, then --set objective.experts=DIR)")
+        if self.syn_steps < 1 or self.expert_epochs < 1:
+            raise ValueError("syn_steps and expert_epochs must be >= 1")
+        if not 0 <= self.min_start_epoch < self.max_start_epoch:
+            raise ValueError(f"need 0 <= min_start_epoch < max_start_epoch, got {self.min_start_epoch}, "
+                             f"{self.max_start_epoch}")
+        if not self.lr_init > 0 or self.lr_lr < 0 or self.min_lr < 0:
+            raise ValueError("lr_init must be > 0, lr_lr and min_lr >= 0")
+        if self.batch_syn is not None and self.batch_syn < 1:
+            raise ValueError(f"batch_syn must be >= 1 or null, got {self.batch_syn}")
+
+    @property
+    def last_epoch_needed(self) -> int:
+        """The latest expert epoch an iteration can read."""
+        return self.max_start_epoch - 1 + self.expert_epochs
+
+
+@dataclass
+class StudentStep:
+    """What one student step uses, drawn before the unroll so a recomputation repeats it exactly."""
+
+    indices: torch.Tensor  # (b,) rows of the synthetic set
+    seed: int  # seeds the step's dropout
+    augment: list[AugmentParams] | None  # one draw per clip, or None
+
+
+class Student:
+    """The student network as a function of one flat parameter vector (the expert file layout)."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
+        self.net = net
+        names, shapes = param_layout(net)
+        self.names = names
+        self.shapes = [torch.Size(s) for s in shapes]
+        self.numels = [s.numel() for s in self.shapes]
+        self.rng_devices = [device] if device.type == "cuda" else []
+
+    def params(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of ``theta (P,)`` as the network's named parameters."""
+        return {n: t.view(s) for n, t, s in zip(self.names, theta.split(self.numels), self.shapes, strict=True)}
+
+    def step(self, theta: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor, lr: torch.Tensor,
+             plan: StudentStep, create_graph: bool) -> torch.Tensor:
+        """One SGD step ``θ - lr * ∇θ CE`` on the mini-batch ``plan.indices`` of ``videos``.
+
+        ``theta`` must require grad. With ``create_graph`` the result is differentiable w.r.t.
+        ``theta``, ``videos``, ``labels`` and ``lr`` (second-order terms included).
+        """
+        x = videos[plan.indices]  # (b, C, T, H, W)
+        y = labels[plan.indices]
+        if plan.augment is not None:
+            x = apply_augment_grouped(x, plan.augment, torch.arange(len(x), device=x.device))
+        # dropout draws from the global RNG: a per-step seed makes a recomputation draw the same mask
+        with torch.random.fork_rng(devices=self.rng_devices):
+            torch.manual_seed(plan.seed)
+            logits = functional_call(self.net, self.params(theta), (x,))
+        ce = loss_fn(logits, y)
+        (grad,) = torch.autograd.grad(ce, theta, create_graph=create_graph)
+        return theta - lr * grad
+
+
+def unroll_plain(student: Student, theta0: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor,
+                 lr: torch.Tensor, plan: list[StudentStep]) -> torch.Tensor:
+    """The published unroll: one autograd graph through every step (memory grows with the steps)."""
+    theta = theta0.detach().clone().requires_grad_(True)
+    for step in plan:
+        theta = student.step(theta, videos, labels, lr, step, create_graph=True)
+    return theta
+
+
+class _RecomputedUnroll(torch.autograd.Function):
+    """The unroll with activation memory of one step: forward keeps only θ_0..θ_{N-1}; backward
+    recomputes step i's graph (forward + inner gradient) and takes its vector-Jacobian product,
+    from the last step to the first."""
+
+    @staticmethod
+    def forward(ctx, theta0, videos, labels, lr, student, plan):  # type: ignore[override]
+        thetas = [theta0.detach()]
+        with torch.enable_grad():  # the inner gradient needs autograd; no graph outlives a step
+            for step in plan:
+                theta = thetas[-1].detach().requires_grad_(True)
+                nxt = student.step(theta, videos.detach(), labels.detach(), lr.detach(), step, create_graph=False)
+                thetas.append(nxt.detach())
+        ctx.student, ctx.plan, ctx.thetas = student, plan, thetas[:-1]
+        ctx.save_for_backward(videos, labels, lr)
+        return thetas[-1]
+
+    @staticmethod
+    def backward(ctx, grad_theta):  # type: ignore[override]
+        videos, labels, lr = ctx.saved_tensors
+        wants = ctx.needs_input_grad[1:4]  # videos, labels, lr
+        totals = [torch.zeros_like(t) if w else None for t, w in zip((videos, labels, lr), wants, strict=True)]
+        g = grad_theta
+        for i in reversed(range(len(ctx.plan))):
+            with torch.enable_grad():
+                theta = ctx.thetas[i].detach().requires_grad_(True)
+                inputs = [t.detach().requires_grad_(w) for t, w in zip((videos, labels, lr), wants, strict=True)]
+                nxt = ctx.student.step(theta, *inputs, ctx.plan[i], create_graph=True)
+                targets = [theta] + [t for t, w in zip(inputs, wants, strict=True) if w]
+                grads = list(torch.autograd.grad(nxt, targets, grad_outputs=g, allow_unused=True))
+            g = grads.pop(0)
+            for k, w in enumerate(wants):
+                if w:
+                    part = grads.pop(0)
+                    if part is not None:
+                        totals[k] += part
+        ctx.thetas = None  # free the stored parameter vectors
+        return (g if ctx.needs_input_grad[0] else None), *totals, None, None
+
+
+def unroll_checkpoint(student: Student, theta0: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor,
+                      lr: torch.Tensor, plan: list[StudentStep]) -> torch.Tensor:
+    """Same result and gradients as ``unroll_plain``, with the activation memory of one step."""
+    return _RecomputedUnroll.apply(theta0, videos, labels, lr, student, plan)
+
+
+UNROLLS = {"plain": unroll_plain, "checkpoint": unroll_checkpoint}
+
+
+def trajectory_loss(theta: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||θ - target||² / ||start - target||²`` (the published per-parameter means cancel)."""
+    dist = (start - target).pow(2).sum()
+    if not dist > 0:
+        raise ExpertError("the expert did not move between the start and target epochs; its trajectory is unusable")
+    return (theta - target).pow(2).sum() / dist
+
+
+@OBJECTIVES.register("mtt")
+class TrajectoryMatching:
+    """MTT objective over expert trajectories. Config fields used: ``model``, ``augment`` and ``objective``."""
+
+    Options = MTTOptions
+
+    def __init__(self, store: ClipStore, cfg: Any, device: torch.device) -> None:
+        from videodd.distill import component_options  # distill imports this package
+
+        self.options: MTTOptions = component_options(type(self), cfg.objective, "objective mtt")
+        self.device = torch.device(device)
+        self.buffer = ExpertBuffer(self.options.experts)
+        self.buffer.check_store(store, fingerprint=self.options.check_store)
+        with seeded(make_generator(0)):  # a skeleton: its own weights are never used
+            net = create_model(cfg.model, store.num_classes, store.video_shape)
+        check_no_batchnorm(net, cfg.model)
+        self.buffer.check_model(net, cfg.model)
+        need = self.options.last_epoch_needed
+        if need > self.buffer.last_epoch:
+            raise ExpertError(
+                f"max_start_epoch {self.options.max_start_epoch} and expert_epochs {self.options.expert_epochs} read "
+                f"expert epochs up to {need}, but {self.buffer.root} keeps epochs 0..{self.buffer.last_epoch}; "
+                f"train experts with --keep-epochs {need} or more, or lower max_start_epoch")
+        net.to(self.device).train()  # dropout on, as when the experts trained
+        net.requires_grad_(False)
+        self.student = Student(net, self.device)
+        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment)) if cfg.augment else None
+        self.unroll = UNROLLS[self.options.unroll]
+        self.syn_lr = torch.tensor(self.options.lr_init, device=self.device, requires_grad=self.options.learn_lr)
+
+    # -- hooks of the distill loop ------------------------------------------------------------
+    def param_groups(self) -> list[dict[str, Any]]:
+        if not self.options.learn_lr:
+            return []
+        return [{"params": [self.syn_lr], "lr": self.options.lr_lr, "momentum": self.options.lr_momentum}]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"syn_lr": self.syn_lr.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.syn_lr.copy_(state["syn_lr"].to(self.device))
+
+    def export(self) -> dict[str, Any]:
+        """The student lr becomes the set's ``learned_lr`` (evaluation trains with it, as published,
+        also with ``learn_lr`` off); a non-positive one (only possible with ``min_lr`` 0) is kept
+        aside so that evaluation falls back to its protocol's lr."""
+        lr = self.current_lr()
+        key = "learned_lr" if math.isfinite(lr) and lr > 0 else "mtt_unusable_student_lr"
+        return {key: lr, "mtt_experts": str(self.buffer.root)}
+
+    def current_lr(self) -> float:
+        """The student lr as the next iteration (and evaluation) uses it: clipped at ``min_lr``."""
+        return max(float(self.syn_lr.detach()), self.options.min_lr)
+
+    # -- the objective ------------------------------------------------------------------------
+    def plan(self, num_videos: int, generator: torch.Generator) -> list[StudentStep]:
+        """Mini-batches (the published chunking: a fresh permutation when the chunks run out, popped
+        from the end), dropout seeds and augmentation draws of every student step."""
+        batch = self.options.batch_syn or num_videos
+        chunks: list[torch.Tensor] = []
+        steps = []
+        for _ in range(self.options.syn_steps):
+            if not chunks:
+                chunks = list(torch.randperm(num_videos, generator=generator).split(batch))
+            idx = chunks.pop()
+            draws = ([sample_params(self.aug_cfg, generator) for _ in range(len(idx))]
+                     if self.aug_cfg is not None else None)
+            steps.append(StudentStep(idx.to(self.device), draw_seed(generator), draws))
+        return steps
+
+    def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
+        with torch.no_grad():  # the published code clips after each lr step; clipping before use is the same
+            self.syn_lr.clamp_(min=self.options.min_lr)
+        expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
+        start_epoch = int(torch.randint(self.options.min_start_epoch, self.options.max_start_epoch, (1,),
+                                        generator=generator))
+        rows = self.buffer.snapshots(expert, [start_epoch, start_epoch + self.options.expert_epochs])
+        start, target = rows.to(self.device).unbind(0)  # (P,) each
+        syn = param()
+        plan = self.plan(len(syn.videos), generator)
+        theta = self.unroll(self.student, start, syn.videos, syn.labels, self.syn_lr, plan)
+        loss = trajectory_loss(theta, start, target)
+        metrics = {"loss": float(loss.detach()), "syn_lr": float(self.syn_lr.detach()),
+                   "start_epoch": start_epoch, "expert": expert}
+        return ObjectiveOutput(loss, metrics)

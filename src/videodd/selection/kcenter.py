@@ -1,0 +1,63 @@
+"""Greedy k-center selection (Sener & Savarese 2018, "core-set"), per class.
+
+The first center is the clip nearest the class-mean feature (deterministic, unlike the random
+first center of the paper, so a selection depends only on the features); then, repeatedly, the
+clip farthest (Euclidean, in feature space) from its nearest chosen center. Features come from a
+model trained on the real data (``features.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from videodd.data.store import ClipStore
+from videodd.selection import check_ipc, register_selector
+from videodd.selection.features import FeatureOptions, store_features
+
+
+def kcenter_order(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (int64 ``(k,)``, in pick order) of ``k`` rows of ``features (n, F)`` by greedy k-center.
+
+    Ties go to the lowest index; a row identical to a chosen center is never picked while another
+    unpicked row remains (duplicates are all at distance 0, the selected ones are masked out).
+    """
+    n = features.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k-center: cannot pick {k} of {n} samples")
+    x = features.detach().to(torch.float64).reshape(n, -1)  # (n, F)
+    exact = "donot_use_mm_for_euclid_dist"  # the matmul form loses precision near 0 and flips ties
+    first = int(torch.argmin(torch.cdist(x.mean(0, keepdim=True), x, compute_mode=exact)[0]))
+    order = [first]
+    picked = torch.zeros(n, dtype=torch.bool, device=x.device)
+    picked[first] = True
+    nearest = torch.cdist(x, x[first : first + 1], compute_mode=exact)[:, 0]  # (n,): distance to nearest center
+    for _ in range(k - 1):
+        i = int(torch.argmax(nearest.masked_fill(picked, -1.0)))  # distances are >= 0: -1 never wins
+        picked[i] = True
+        order.append(i)
+        nearest = torch.minimum(nearest, torch.cdist(x, x[i : i + 1], compute_mode=exact)[:, 0])
+    return torch.tensor(order, dtype=torch.int64)
+
+
+@register_selector("kcenter")
+def select_kcenter(
+    store: ClipStore,
+    ipc: int,
+    generator: torch.Generator,
+    *,
+    options: FeatureOptions | None = None,
+    device: str | torch.device = "cpu",
+    **_: object,
+) -> np.ndarray:
+    """``ipc`` clips per class by greedy k-center from the class mean (grouped by class, pick order)."""
+    check_ipc(store, ipc)
+    feats = store_features(store, options or FeatureOptions(), generator, device=device)  # (N, F)
+    picks = []
+    for c in range(store.num_classes):
+        members = store.class_indices(c)
+        picks.append(members[kcenter_order(feats[members], ipc).numpy()])
+    return np.concatenate(picks).astype(np.int64)
+
+
+select_kcenter.Options = FeatureOptions  # type: ignore[attr-defined]
