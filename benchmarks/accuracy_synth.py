@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--dm-iterations", type=int, default=DEMO_DM["iterations"])
     parser.add_argument("--dm-lr", type=float, default=DEMO_DM["lr"])
     parser.add_argument("--dm-model", default=DEMO_DM["model"], help="DM embedding network")
+    parser.add_argument("--dm-init", default=DEMO_DM.get("init", "real"),
+                        help="DM pixel initialisation: real (random clips), noise, herding, kcenter")
     parser.add_argument("--work", default="benchmarks/work", help="scratch folder (data, runs)")
     parser.add_argument("--out", default=None, help="JSON result (default benchmarks/results/accuracy_synth_ipcK.json)")
     args = parser.parse_args()
@@ -40,7 +42,8 @@ def main() -> None:
     work = Path(args.work)
     train, test = synth_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
-    overrides = {"dm": {**DEMO_DM, "iterations": args.dm_iterations, "lr": args.dm_lr, "model": args.dm_model}}
+    overrides = {"dm": {**DEMO_DM, "iterations": args.dm_iterations, "lr": args.dm_lr, "model": args.dm_model,
+                        "init": args.dm_init}}
     methods = [(m, {**overrides.get(m, {}), "ipc": args.ipc}) for m in args.methods.split(",")]
     start = time.perf_counter()
     runs, rows = run_methods(train, test, methods, protocol, work / f"ipc{args.ipc}", progress=False, say=print)
