@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--ipc", type=int, default=1)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--models", default="convnet3d-s", help="comma-separated DM embedding networks to try")
+    parser.add_argument("--init", default="real", help="DM initialisation: real (random clips), herding, kcenter")
     parser.add_argument("--work", default="benchmarks/work")
     parser.add_argument("--out", default="benchmarks/results/tune_dm_synth.json")
     args = parser.parse_args()
@@ -40,18 +41,19 @@ def main() -> None:
                       classes=val_clips.classes, spec=train.spec, mean=train.meta.mean, std=train.meta.std)
     protocol = get_protocol("cpu").with_runs(args.runs)
     # the DM initialisation (random real clips, same seed) on validation: what DM must improve on
-    init = distill(train, resolve_config("random", {"ipc": args.ipc}), work / "tune" / f"random-ipc{args.ipc}")
+    init_method = "random" if args.init == "real" else args.init
+    init = distill(train, resolve_config(init_method, {"ipc": args.ipc}), work / "tune" / f"{init_method}-ipc{args.ipc}")
     init_report = evaluate(init.distilled, val, protocol, references=())
-    results = [{"method": "random (DM init)", "val_top1_mean": init_report.result.top1_mean,
+    results = [{"method": f"{init_method} (DM init)", "val_top1_mean": init_report.result.top1_mean,
                 "val_top1_std": init_report.result.top1_std}]
     print(json.dumps(results[0]))
     for model in args.models.split(","):
         for lr in [float(x) for x in args.lrs.split(",")]:
             dcfg = resolve_config("dm", {**DEMO_DM, "iterations": args.iterations, "lr": lr, "ipc": args.ipc,
-                                         "model": model})
+                                         "model": model, "init": args.init})
             start = time.perf_counter()
             try:
-                res = distill(train, dcfg, work / "tune" / f"dm-ipc{args.ipc}-{model}-lr{lr:g}-it{args.iterations}")
+                res = distill(train, dcfg, work / "tune" / f"dm-ipc{args.ipc}-{model}-lr{lr:g}-it{args.iterations}-{args.init}")
             except NonFiniteError as err:  # too large a step: record it and go on
                 results.append({"method": "dm", "model": model, "lr": lr, "iterations": args.iterations,
                                 "val_top1_mean": float("nan"), "error": str(err).split(";")[0]})
