@@ -42,7 +42,8 @@ def main() -> None:
     protocol = get_protocol("cpu").with_runs(args.runs)
     # the DM initialisation (random real clips, same seed) on validation: what DM must improve on
     init_method = "random" if args.init == "real" else args.init
-    init = distill(train, resolve_config(init_method, {"ipc": args.ipc}), work / "tune" / f"{init_method}-ipc{args.ipc}")
+    tune = work / "tune"
+    init = distill(train, resolve_config(init_method, {"ipc": args.ipc}), tune / f"{init_method}-ipc{args.ipc}")
     init_report = evaluate(init.distilled, val, protocol, references=())
     results = [{"method": f"{init_method} (DM init)", "val_top1_mean": init_report.result.top1_mean,
                 "val_top1_std": init_report.result.top1_std}]
@@ -53,7 +54,8 @@ def main() -> None:
                                          "model": model, "init": args.init})
             start = time.perf_counter()
             try:
-                res = distill(train, dcfg, work / "tune" / f"dm-ipc{args.ipc}-{model}-lr{lr:g}-it{args.iterations}-{args.init}")
+                name = f"dm-ipc{args.ipc}-{model}-lr{lr:g}-it{args.iterations}-{args.init}"
+                res = distill(train, dcfg, tune / name)
             except NonFiniteError as err:  # too large a step: record it and go on
                 results.append({"method": "dm", "model": model, "lr": lr, "iterations": args.iterations,
                                 "val_top1_mean": float("nan"), "error": str(err).split(";")[0]})
