@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from videodd.builders import BUILDERS
 from videodd.checkpoint import load_state, save_state
 from videodd.config import ConfigError, from_dict, to_dict
+from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
 from videodd.io import atomic_path
@@ -254,6 +255,10 @@ def distill(
 
     device = torch.device(device)
     generator = make_generator(cfg.seed)
+    if spec.frames:
+        # image distillation (static memory): one random frame of each clip per draw, from the run's
+        # generator so that a resumed run draws the same frames; the set is stills of clip shape (1, H, W)
+        train_store = FrameStore(train_store, generator)
     param_cls = PARAMETRIZATIONS.get(spec.parametrization)
     param_options = component_options(param_cls, cfg.parametrization, f"parametrization {spec.parametrization}")
     param: Parametrization = param_cls(train_store, cfg.ipc, generator, init=cfg.init, options=param_options).to(device)
@@ -323,8 +328,10 @@ def distill(
             on_iteration(done, param)
     steps = cfg.iterations - first
     per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
-    # what the objective learned alongside the set (MTT's student lr) travels in the manifest
-    exported = dict(objective.export()) if hasattr(objective, "export") else {}
+    # what the objective learned alongside the set (MTT's student lr) and what the parametrization's
+    # materializer needs (``export()`` hooks) travel in the manifest
+    exported = {**(param.export() if hasattr(param, "export") else {}),
+                **(objective.export() if hasattr(objective, "export") else {})}
     learned_lr = exported.pop("learned_lr", None)
     manifest = _manifest(spec, cfg, train_store, param.kind, seconds_per_iteration=per_iter, **exported)
     manifest.learned_lr = None if learned_lr is None else float(learned_lr)

@@ -15,6 +15,8 @@ Built-in kinds:
   the manifest's mean/std.
 - ``"latent"``: recompressed codec latents (``latent.*``) and optionally the decoder weights
   (``codec.*``); decoded with the codec the manifest references (:mod:`videodd.codecs.latent_set`).
+- ``"static_dynamic"``: frozen stills ``statics``, one-channel ``dynamics`` and the hallucinator's
+  weights ``h.*`` (:mod:`videodd.synthesis.static_dynamic`), composed with a fixed pairing.
 
 New kinds register a materializer with :func:`register_kind` (optionally with a cheap check of
 the stored tensors that runs in :meth:`DistilledSet.validate`).
@@ -337,6 +339,46 @@ def materialize_latent(tensors: dict[str, torch.Tensor], manifest: DistilledMani
     try:
         return decode_latent_set(tensors, manifest)
     except (CodecError, ValueError) as err:
+        raise DistilledSetError(str(err)) from None
+
+
+def _check_static_dynamic(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
+    from videodd.synthesis.static_dynamic import check_static_dynamic  # lazy: synthesis imports torch.nn
+
+    try:
+        check_static_dynamic(tensors, manifest, num_videos)
+    except ValueError as err:
+        raise DistilledSetError(str(err)) from None
+
+
+def _static_dynamic_storage(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> dict[str, Any]:
+    from videodd.synthesis.static_dynamic import static_dynamic_storage
+
+    return dict(static_dynamic_storage(tensors, manifest))
+
+
+def _summarize_static_dynamic(tensors: dict[str, torch.Tensor],
+                              manifest: DistilledManifest) -> list[tuple[str, str]]:
+    part = _static_dynamic_storage(tensors, manifest)
+    m = manifest.extra.get("static_dynamic") or {}
+    return [
+        ("layout", f"spc {m.get('spc')} x dpc {m.get('dpc')} per class, H {m.get('mode')} width {m.get('width')}, "
+                   f"statics from {m.get('statics')}"),
+        ("statics", f"{human_bytes(part['statics_bytes'])} ({part['statics_bytes']:,})"),
+        ("dynamics", f"{human_bytes(part['dynamics_bytes'])} ({part['dynamics_bytes']:,})"),
+        ("hallucinator", f"{human_bytes(part['hallucinator_bytes'])} ({part['hallucinator_bytes']:,})"),
+    ]
+
+
+@register_kind("static_dynamic", check=_check_static_dynamic, summary=_summarize_static_dynamic,
+               storage=_static_dynamic_storage)
+def materialize_static_dynamic(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """Static-dynamic sets: frozen ``statics``, ``dynamics`` and hallucinator ``h.*``, fixed pairing."""
+    from videodd.synthesis.static_dynamic import materialize_static_dynamic as materialize
+
+    try:
+        return materialize(tensors, manifest)
+    except (ValueError, RuntimeError, KeyError) as err:
         raise DistilledSetError(str(err)) from None
 
 

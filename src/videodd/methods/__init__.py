@@ -18,6 +18,8 @@ class MethodSpec:
 
     A ``builder`` (``videodd.builders``) is a training-free method that writes its own kind of
     DistilledSet (e.g. ``latent``); it takes its options from ``DistillConfig.selector``.
+    ``frames=True`` distils still images: the objective and parametrization see a single-frame view
+    of the store (:class:`videodd.data.frames.FrameStore`, clips ``(C, 1, H, W)``).
     """
 
     name: str
@@ -27,6 +29,7 @@ class MethodSpec:
     objective: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     builder: str | None = None
+    frames: bool = False
 
     def __post_init__(self) -> None:
         synth = self.parametrization is not None and self.objective is not None
@@ -125,5 +128,49 @@ register_method(
         # The default lr here is the CPU-scale choice for synth-actions (benchmarks/tune_mtt_synth.py).
         # Experts: `videodd experts`, then --set objective.experts=DIR (required).
         defaults={"lr": 1000.0, "momentum": 0.5, "augment": []},
+    )
+)
+# Static-dynamic disentanglement (Wang et al. CVPR 2024, "Dancing with Still Images"; DESIGN section 7).
+# Stage 1 distils stills (gradient matching with a 2D ConvNet, as published); stage 2 learns the dynamic
+# memory and the hallucinator H under DM / MTT / KRR with the stills frozen (--set parametrization.statics=FILE).
+register_method(
+    MethodSpec(
+        "vdsd-static",
+        "static memory (stage 1 of static-dynamic): still frames, one random frame per clip, gradient matching",
+        parametrization="pixels",
+        objective="dc",
+        frames=True,
+        # the image DC setting (lr_img 0.1 at CIFAR scale) scaled as the dc recipe is; DC's ConvNet uses
+        # instance norm, which convnet2d has
+        defaults={"lr": 0.5, "momentum": 0.5, "model": "convnet2d"},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-dm",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, distribution matching",
+        parametrization="static_dynamic",
+        objective="dm",
+        defaults={"lr": 1.0, "momentum": 0.5},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-mtt",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, trajectory matching",
+        parametrization="static_dynamic",
+        objective="mtt",
+        # as the mtt recipe (no augmentation, pixel-scale lr for the dynamics); experts: --set objective.experts=DIR
+        defaults={"lr": 1000.0, "momentum": 0.5, "augment": []},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-krr",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, kernel ridge regression",
+        parametrization="static_dynamic",
+        objective="krr",
+        # FRePo's scale (frepo recipe) without label learning: the static_dynamic set has hard labels
+        defaults={"lr": 50.0, "momentum": 0.5, "augment": []},
     )
 )

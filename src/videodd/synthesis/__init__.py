@@ -48,4 +48,4 @@ class Parametrization(nn.Module):
 
 PARAMETRIZATIONS: Registry[Callable[..., Parametrization]] = Registry("parametrization")
 
-from videodd.synthesis import pixels  # noqa: E402,F401
+from videodd.synthesis import pixels, static_dynamic  # noqa: E402,F401
