@@ -14,6 +14,7 @@ To train the feature model once and reuse it across selectors::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +165,24 @@ def store_features(
     """Features ``(N, F)`` of every clip of ``store`` from a model trained on it (or loaded)."""
     model = train_feature_model(store, options, generator, device=device, progress=progress)
     return embed_store(model, store, batch_size=options.feature_batch, device=device)
+
+
+def select_in_feature_space(
+    store: ClipStore,
+    ipc: int,
+    generator: torch.Generator,
+    order: Callable[[torch.Tensor, int], torch.Tensor],
+    options: FeatureOptions | None,
+    device: str | torch.device,
+) -> np.ndarray:
+    """Per class, ``order(class_features (n, F), ipc)`` -> the first ``ipc`` picks (positions in the
+    class); returned as store indices grouped by class, in pick order. Shared by herding and k-center."""
+    from videodd.selection import check_ipc
+
+    check_ipc(store, ipc)
+    feats = store_features(store, options or FeatureOptions(), generator, device=device)  # (N, F)
+    picks = []
+    for c in range(store.num_classes):
+        members = store.class_indices(c)
+        picks.append(members[order(feats[members], ipc).numpy()])
+    return np.concatenate(picks).astype(np.int64)

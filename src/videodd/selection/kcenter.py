@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from videodd.data.store import ClipStore
-from videodd.selection import check_ipc, register_selector
-from videodd.selection.features import FeatureOptions, store_features
+from videodd.selection import register_selector
+from videodd.selection.features import FeatureOptions, select_in_feature_space
 
 
 def kcenter_order(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -51,13 +51,7 @@ def select_kcenter(
     **_: object,
 ) -> np.ndarray:
     """``ipc`` clips per class by greedy k-center from the class mean (grouped by class, pick order)."""
-    check_ipc(store, ipc)
-    feats = store_features(store, options or FeatureOptions(), generator, device=device)  # (N, F)
-    picks = []
-    for c in range(store.num_classes):
-        members = store.class_indices(c)
-        picks.append(members[kcenter_order(feats[members], ipc).numpy()])
-    return np.concatenate(picks).astype(np.int64)
+    return select_in_feature_space(store, ipc, generator, kcenter_order, options, device)
 
 
 select_kcenter.Options = FeatureOptions  # type: ignore[attr-defined]
