@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -101,17 +100,6 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
 def _references(report: EvalReport) -> dict[str, Any]:
     return {name: {"top1_mean": s.top1_mean, "top1_std": s.top1_std, "top1_runs": [r.top1 for r in s.runs]}
             for name, s in report.references.items()}
-
-
-def _finite(obj: Any) -> Any:
-    """NaN / inf -> None, so the JSON is strict."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _pct(mean: float, std: float) -> str:
@@ -226,7 +214,7 @@ def main() -> None:
         "tables": tables,
         "seconds": time.perf_counter() - start,
     }
-    write_json(args.out, _finite(json.loads(json.dumps(result, default=str))))
+    write_json(args.out, json.loads(json.dumps(result, default=str)))
     print(f"\nwrote {args.out} in {result['seconds']:.0f} s")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import resource
 import time
 from collections.abc import Callable
@@ -198,7 +197,7 @@ class EvalReport:
         return data
 
     def save(self, path: str | Path) -> None:
-        write_json(path, _finite(self.to_json()))
+        write_json(path, self.to_json())
 
     def to_markdown(self) -> str:
         lines = [
@@ -232,17 +231,6 @@ class EvalReport:
 
 def _row(name: str, s: Summary) -> str:
     return f"| {name} | {s.fmt()} | {100 * s.top5_mean:.1f} ± {100 * s.top5_std:.1f} | {len(s.runs)} |"
-
-
-def _finite(obj: Any) -> Any:
-    """NaN -> None so the JSON is strict."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _peak_memory(device: torch.device) -> tuple[int, str]:
@@ -301,7 +289,7 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
         return Summary([RunResult(**r) for r in runs])
     summary = compute()
     if cache is not None:
-        write_json(cache, _finite({"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs]}))
+        write_json(cache, {"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs]})
     return summary
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -33,10 +34,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def strict_json(obj: Any) -> Any:
+    """NaN / Inf floats -> None (null), recursively, so the file is strict JSON any parser reads."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON atomically (indented, UTF-8)."""
+    """Write strict JSON atomically (indented, UTF-8; NaN / Inf become null)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(strict_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n",
+                       encoding="utf-8")
 
 
 @contextlib.contextmanager
