@@ -10,6 +10,7 @@ import torch
 
 from conftest import make_tiny_stores
 from videodd.cli import main
+from videodd.config import ConfigError
 from videodd.distill import distill, resolve_config
 from videodd.distilled import DistilledSet
 from videodd.models import MODELS, register_model
@@ -198,3 +199,55 @@ def test_cli_end_to_end_two_stages(tmp_path, capsys):
     assert main(["info", str(s2 / "distilled.safetensors")]) == 0
     out = capsys.readouterr().out
     assert "static_dynamic" in out and "hallucinator" in out and "dynamics" in out and "statics" in out
+
+
+# -- ablations: H frozen at its initialisation; statics only -----------------------------------------
+@pytest.mark.parametrize("train_h", [True, False])
+def test_train_h_switch_freezes_or_trains_the_hallucinator(stores, stills, tmp_path, train_h):
+    train, _ = stores
+    over = {"statics": str(stills), "spc": 2, "dpc": 2, "width": 4, "train_h": train_h}
+    cfg = resolve_config("vdsd-dm", {"ipc": 4, "iterations": 2, "batch_real": 4, "model": "vdsd-test-tiny",
+                                     "parametrization": over})
+    # the run's parametrization is built first from make_generator(seed): this is its initial state
+    init = StaticDynamic(train, 4, make_generator(cfg.seed), options=StaticDynamicOptions(**over))
+    groups = init.param_groups()
+    assert [g["params"] for g in groups] == ([list(init.h.parameters())] if train_h else [])
+    assert all(p.requires_grad == train_h for p in init.h.parameters())
+    out = distill(train, cfg, tmp_path / "run").distilled
+    h_same = [torch.equal(out.tensors[f"h.{n}"], p.detach()) for n, p in init.h.state_dict().items()]
+    assert all(h_same) if not train_h else not any(h_same)
+    assert not torch.equal(out.tensors["dynamics"], init.dynamics.detach())  # the dynamics learn either way
+    assert out.manifest.extra["static_dynamic"]["train_h"] is train_h
+    if not train_h:
+        assert "frozen at init" in out.describe()
+
+
+def test_statics_only_repeats_the_stills_over_time(stores, stills, tmp_path):
+    train, _ = stores
+    c, t, h, w = train.video_shape
+    over = {"statics": str(stills), "spc": 2, "dynamics": False}
+    param = StaticDynamic(train, 2, make_generator(0), options=StaticDynamicOptions(**over, pairing="fixed"))
+    assert list(param.parameters()) == [] and param.param_groups() == [] and set(param.stored_tensors()) == {"statics"}
+    videos = param().videos
+    assert videos.shape == (6, c, t, h, w) and torch.equal(videos, param.statics.expand(-1, -1, t, -1, -1))
+    cfg = resolve_config("vdsd-dm", {"ipc": 2, "iterations": 0, "batch_real": 4, "model": "vdsd-test-tiny",
+                                     "parametrization": over})
+    distill(train, cfg, tmp_path / "run")
+    loaded = DistilledSet.load(tmp_path / "run" / "distilled.safetensors")
+    assert set(loaded.tensors) == {"statics"} and loaded.manifest.extra["static_dynamic"]["dynamics"] is False
+    assert torch.equal(loaded.materialize().videos, videos)
+    detail = loaded.storage_detail()
+    assert detail["statics_bytes"] == 4 * 6 * c * h * w
+    assert detail["dynamics_bytes"] == detail["hallucinator_bytes"] == 0
+    assert "statics only" in loaded.describe()
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        distill(train, dataclasses.replace(cfg, iterations=1), tmp_path / "again")
+
+
+def test_files_without_the_ablation_keys_still_load(stores, stills, tmp_path):
+    train, _ = stores
+    dset = distill(train, _vdsd_dm_cfg(stills, iterations=0), tmp_path / "run").distilled
+    before = dset.materialize().videos
+    del dset.manifest.extra["static_dynamic"]["train_h"]  # as written before the option existed
+    dset.save(tmp_path / "old.safetensors")
+    assert torch.equal(DistilledSet.load(tmp_path / "old.safetensors").materialize().videos, before)

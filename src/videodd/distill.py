@@ -269,7 +269,11 @@ def distill(
     extra_groups = [g for part in (param, objective) if hasattr(part, "param_groups") for g in part.param_groups()]
     # a tensor in its own group (a parametrization's learned labels) leaves the default group
     claimed = {id(p) for g in extra_groups for p in g["params"]}
-    groups = [{"params": [p for p in param.parameters() if id(p) not in claimed]}, *extra_groups]
+    # frozen tensors (requires_grad False, e.g. a hallucinator kept at its initialisation) join no group
+    groups = [{"params": [p for p in param.parameters() if id(p) not in claimed and p.requires_grad]}, *extra_groups]
+    if cfg.iterations > 0 and not any(g["params"] for g in groups):
+        raise ConfigError(f"method {spec.name!r}: the parametrization has nothing to learn with these options "
+                          f"{dict(cfg.parametrization)}; run it with iterations: 0 (it is exported as initialised)")
     optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     ckpt_path = run_dir / "checkpoint.safetensors"
     metrics_path = run_dir / "metrics.jsonl"

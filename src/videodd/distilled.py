@@ -10,7 +10,10 @@ A manifest's ``kind`` names a *materializer* in :data:`MATERIALIZERS`: a functio
 ``(N, C, T, H, W)`` (the layout ``Conv3d`` takes, used everywhere in the library).
 Built-in kinds:
 
-- ``"pixels"``: ``tensors["videos"]`` float ``(N, C, T, H, W)``, already normalized.
+- ``"pixels"``: ``tensors["videos"]`` float ``(N, C, T, H, W)``, already normalized. With
+  ``manifest.extra["temporal"] = {"frames": t, "interp": ...}`` (temporal compression,
+  :mod:`videodd.synthesis.temporal`) ``videos`` holds ``t`` frames ``(N, C, t, H, W)``, expanded
+  to ``T`` by a fixed ``nearest``/``linear`` matrix or the stored ``interp_matrix`` ``(T, t)``.
 - ``"real-clips"``: ``tensors["clips"]`` uint8 ``(N, T, H, W, C)`` real clips, normalized with
   the manifest's mean/std.
 - ``"latent"``: recompressed codec latents (``latent.*``) and optionally the decoder weights
@@ -256,7 +259,28 @@ def _require(tensors: dict[str, torch.Tensor], name: str, manifest: DistilledMan
     return tensors[name]
 
 
+def _temporal_meta(manifest: DistilledManifest) -> dict[str, Any] | None:
+    """The temporal-compression entry of a pixels set, or None (plain pixels; no import then)."""
+    if "temporal" not in manifest.extra:
+        return None
+    from videodd.synthesis.temporal import temporal_meta  # lazy: synthesis imports torch.nn
+
+    try:
+        return temporal_meta(manifest)
+    except ValueError as err:
+        raise DistilledSetError(str(err)) from None
+
+
 def _check_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
+    meta = _temporal_meta(manifest)
+    if meta is not None:
+        from videodd.synthesis.temporal import check_temporal
+
+        try:
+            check_temporal(tensors, manifest, num_videos, meta)
+        except ValueError as err:
+            raise DistilledSetError(str(err)) from None
+        return
     videos = _require(tensors, "videos", manifest)
     expected = (num_videos, len(manifest.mean), *manifest.spec.shape)
     if not videos.is_floating_point() or tuple(videos.shape) != expected:
@@ -276,9 +300,39 @@ def _check_real_clips(tensors: dict[str, torch.Tensor], manifest: DistilledManif
         )
 
 
-@register_kind("pixels", check=_check_pixels)
+def _pixels_storage(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> dict[str, Any]:
+    meta = _temporal_meta(manifest)
+    if meta is None:
+        return {}
+    from videodd.synthesis.temporal import MATRIX_KEY
+
+    matrix = tensors.get(MATRIX_KEY)
+    return {"stored_frames": int(meta["frames"]), "interp": meta["interp"],
+            "videos_bytes": _tensor_bytes(_require(tensors, "videos", manifest)),
+            "interp_matrix_bytes": 0 if matrix is None else _tensor_bytes(matrix)}
+
+
+def _summarize_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> list[tuple[str, str]]:
+    meta = _temporal_meta(manifest)
+    if meta is None:
+        return []
+    part = _pixels_storage(tensors, manifest)
+    big = manifest.spec.frames
+    matrix = (f"; learned ({big}, {meta['frames']}) matrix {human_bytes(part['interp_matrix_bytes'])}"
+              if meta["interp"] == "learned" else "")
+    return [("temporal", f"{meta['frames']} stored frames per video, expanded to T={big} by {meta['interp']} "
+                         f"interpolation ({meta['frames']}/{big} of the pixels{matrix})")]
+
+
+@register_kind("pixels", check=_check_pixels, summary=_summarize_pixels, storage=_pixels_storage)
 def materialize_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
-    """Synthetic pixels: ``videos`` float (N, C, T, H, W), already in normalized space."""
+    """Synthetic pixels: ``videos`` float (N, C, T, H, W), already in normalized space; with temporal
+    compression ``(N, C, t, H, W)`` expanded to ``T`` frames (:mod:`videodd.synthesis.temporal`)."""
+    meta = _temporal_meta(manifest)
+    if meta is not None:
+        from videodd.synthesis.temporal import materialize_temporal
+
+        return materialize_temporal(tensors, manifest, meta)
     return _require(tensors, "videos", manifest).float()
 
 
@@ -361,9 +415,14 @@ def _summarize_static_dynamic(tensors: dict[str, torch.Tensor],
                               manifest: DistilledManifest) -> list[tuple[str, str]]:
     part = _static_dynamic_storage(tensors, manifest)
     m = manifest.extra.get("static_dynamic") or {}
+    if m.get("dynamics", True) is False:
+        layout = f"statics only: spc {m.get('spc')} per class repeated over time (no dynamics, no H), "
+    else:
+        frozen = " (frozen at init, not trained)" if m.get("train_h", True) is False else ""
+        layout = (f"spc {m.get('spc')} x dpc {m.get('dpc')} per class, H {m.get('mode')} width {m.get('width')}"
+                  f"{frozen}, ")
     return [
-        ("layout", f"spc {m.get('spc')} x dpc {m.get('dpc')} per class, H {m.get('mode')} width {m.get('width')}, "
-                   f"statics from {m.get('statics')}"),
+        ("layout", layout + f"statics from {m.get('statics')}"),
         ("statics", f"{human_bytes(part['statics_bytes'])} ({part['statics_bytes']:,})"),
         ("dynamics", f"{human_bytes(part['dynamics_bytes'])} ({part['dynamics_bytes']:,})"),
         ("hallucinator", f"{human_bytes(part['hallucinator_bytes'])} ({part['hallucinator_bytes']:,})"),

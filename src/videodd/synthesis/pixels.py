@@ -3,6 +3,13 @@
 Optionally the labels are learnt too (FRePo's label learning): a float ``(N, K)`` parameter,
 returned as ``Synthetic.labels`` and stored as the DistilledSet's soft labels, optimised in its
 own optimizer group (``param_groups()``) with ``label_lr``.
+
+Optionally fewer frames are stored than the clip has (the temporal-compression study of
+"Dancing with Still Images", :mod:`videodd.synthesis.temporal`): ``frames=t`` keeps a learnable
+``(N, C, t, H, W)`` tensor that ``forward()`` expands to the store's ``T`` frames with a fixed
+``nearest`` / ``linear`` ``(T, t)`` matrix, or a ``learned`` one (shared by all videos, its own
+optimizer group with ``interp_lr``). The DistilledSet stores the compact tensor (and the learned
+matrix), so its storage counts ``t`` frames.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videodd.config import ConfigError
 from videodd.data.store import ClipStore
 from videodd.selection import SELECTORS, select_random
 from videodd.synthesis import PARAMETRIZATIONS, Parametrization, Synthetic
+from videodd.synthesis.temporal import EXTRA_KEY as TEMPORAL_KEY
+from videodd.synthesis.temporal import INTERPS, MATRIX_KEY, anchor_frames, expand, interp_matrix
 
 LABEL_INITS = ("onehot", "centered", "scaled")
 INIT_SELECTORS = ("herding", "kcenter")
@@ -33,16 +43,31 @@ class PixelsOptions:
         label_momentum: SGD momentum of the labels; ``None``: the run's ``momentum``.
         label_init: ``onehot``; ``centered`` (one-hot - 1/K, the KRR regression target of FRePo);
             ``scaled`` (centered / sqrt(K / 10), FRePo's initialisation of learned labels).
+        frames: stored frames ``t`` per video, ``1 <= t <= T`` (temporal compression);
+            ``None``: the store's ``T`` (plain pixels, nothing expanded).
+        interp: how ``t`` frames become ``T``: ``nearest``, ``linear`` (fixed, ``align_corners``:
+            the first and last frames coincide) or ``learned`` (a ``(T, t)`` matrix shared by all
+            videos, initialised to ``linear``; with ``frames=None`` a learned ``(T, T)`` mixing).
+        interp_lr: SGD learning rate of the learned matrix (its own optimizer group).
     """
 
     learn_labels: bool = False
     label_lr: float = 1.0
     label_momentum: float | None = None
     label_init: str = "onehot"
+    frames: int | None = None
+    interp: str = "linear"
+    interp_lr: float = 0.01
 
     def __post_init__(self) -> None:
         if self.label_init not in LABEL_INITS:
             raise ValueError(f"label_init {self.label_init!r} is not one of {list(LABEL_INITS)}")
+        if self.interp not in INTERPS:
+            raise ValueError(f"interp {self.interp!r} is not one of {list(INTERPS)}")
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be >= 1 (or null for all of the clip's), got {self.frames}")
+        if not self.interp_lr > 0:
+            raise ValueError(f"interp_lr must be > 0, got {self.interp_lr}")
         if not self.label_lr > 0:
             raise ValueError(f"label_lr must be > 0, got {self.label_lr}")
         if self.label_momentum is not None and not 0 <= self.label_momentum < 1:
@@ -72,7 +97,9 @@ class Pixels(Parametrization):
         generator: draws the initial clips / noise.
         init: ``real`` (random real clips of the class), ``noise`` (standard normal), or
             ``herding`` / ``kcenter`` (the clips those selectors pick, default feature options).
-        options: :class:`PixelsOptions` (``None``: defaults, fixed hard labels).
+            With ``options.frames = t`` a real clip keeps the ``t`` frames at the interpolation's
+            anchors (:func:`~videodd.synthesis.temporal.anchor_frames`); noise is drawn with ``t`` frames.
+        options: :class:`PixelsOptions` (``None``: defaults, fixed hard labels, all ``T`` frames).
     """
 
     kind = "pixels"
@@ -83,7 +110,15 @@ class Pixels(Parametrization):
         super().__init__()
         self.options = options if options is not None else PixelsOptions()
         k = store.num_classes
-        shape = (k * ipc, *store.video_shape)  # (K*ipc, C, T, H, W)
+        c, big, h, w = store.video_shape
+        opts = self.options
+        # temporal compression: on when frames are set or the (T, t) matrix is learnt
+        self.temporal = opts.frames is not None or opts.interp == "learned"
+        small = big if opts.frames is None else opts.frames
+        if not 1 <= small <= big:
+            raise ConfigError(f"parametrization.frames must be in [1, T] = [1, {big}] for this store's "
+                              f"{big}-frame clips, got {small}")
+        shape = (k * ipc, c, small, h, w)  # (K*ipc, C, t, H, W)
         if init == "real":
             videos = store.batch(select_random(store, ipc, generator))
         elif init == "noise":
@@ -94,7 +129,17 @@ class Pixels(Parametrization):
             videos = store.batch(selector(store, ipc, generator, options=selector.Options(), device="cpu"))
         else:
             raise ValueError(f"unknown init {init!r}; valid: {', '.join(PIXEL_INITS)}")
+        if videos.shape[2] != small:  # real clips: the frames the interpolation anchors
+            videos = videos[:, :, anchor_frames(big, small)]
         self.videos = nn.Parameter(videos.contiguous())
+        # the (T, t) expansion: a fixed buffer (derived, not checkpointed) or a learnable matrix
+        self.interp: nn.Parameter | None = None
+        if self.temporal:
+            matrix = interp_matrix(big, small, "linear" if opts.interp == "learned" else opts.interp)
+            if opts.interp == "learned":
+                self.interp = nn.Parameter(matrix)
+            else:
+                self.register_buffer("_interp", matrix, persistent=False)
         self.register_buffer("_labels", torch.arange(k).repeat_interleave(ipc))
         self.ipc = ipc
         # learned labels: (K*ipc, K) float, in the class order of the videos
@@ -102,21 +147,42 @@ class Pixels(Parametrization):
         if self.options.learn_labels:
             self.soft_labels = nn.Parameter(initial_labels(self._labels, k, self.options.label_init))
 
+    def matrix(self) -> torch.Tensor | None:
+        """The ``(T, t)`` expansion matrix (learned or fixed), or None for plain pixels."""
+        if not self.temporal:
+            return None
+        return self.interp if self.interp is not None else self._interp
+
     def forward(self) -> Synthetic:
-        return Synthetic(self.videos, self.labels())
+        matrix = self.matrix()
+        videos = self.videos if matrix is None else expand(self.videos, matrix)  # (N, C, T, H, W)
+        return Synthetic(videos, self.labels())
 
     def labels(self) -> torch.Tensor:
         """Hard ``(N,)`` int64 labels, or the learned ``(N, K)`` float labels."""
         return self.soft_labels if self.soft_labels is not None else self._labels
 
     def param_groups(self) -> list[dict]:
-        """The learned labels as their own optimizer group (lr ``label_lr``); none otherwise."""
-        if self.soft_labels is None:
-            return []
-        group: dict = {"params": [self.soft_labels], "lr": self.options.label_lr}
-        if self.options.label_momentum is not None:
-            group["momentum"] = self.options.label_momentum
-        return [group]
+        """Own optimizer groups: the learned labels (lr ``label_lr``) and the learned matrix (``interp_lr``)."""
+        groups: list[dict] = []
+        if self.soft_labels is not None:
+            group: dict = {"params": [self.soft_labels], "lr": self.options.label_lr}
+            if self.options.label_momentum is not None:
+                group["momentum"] = self.options.label_momentum
+            groups.append(group)
+        if self.interp is not None:
+            groups.append({"params": [self.interp], "lr": self.options.interp_lr})
+        return groups
 
     def stored_tensors(self) -> dict[str, torch.Tensor]:
-        return {"videos": self.videos.detach().cpu().contiguous()}
+        """``videos`` ``(N, C, t, H, W)`` (``t = T`` for plain pixels) and a learned ``interp_matrix`` ``(T, t)``."""
+        tensors = {"videos": self.videos.detach().cpu().contiguous()}
+        if self.interp is not None:
+            tensors[MATRIX_KEY] = self.interp.detach().cpu().contiguous()
+        return tensors
+
+    def export(self) -> dict:
+        """Manifest extra: the stored frames and the interpolation (temporal compression only)."""
+        if not self.temporal:
+            return {}
+        return {TEMPORAL_KEY: {"frames": int(self.videos.shape[2]), "interp": self.options.interp}}

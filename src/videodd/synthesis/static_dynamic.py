@@ -18,6 +18,15 @@ combination once when ``ipc = spc * dpc``.
 Storage = statics + dynamics + H's weights, all stored in the DistilledSet (kind
 ``static_dynamic``: tensors ``statics`` ``(K*spc, C, 1, H, W)``, ``dynamics``
 ``(K*dpc, 1, T, H, W)`` and ``h.*``), which rebuilds ``H`` and materializes the fixed pairing.
+
+Ablations of the paper's component study (its "statics only" and "without H training" rows):
+
+- ``train_h=False``: ``H`` stays at its (seeded) initialisation: its weights are not trained (no
+  gradient, in no optimizer group) but still stored; only the dynamics learn.
+- ``dynamics=False``: no dynamic memory and no ``H``: each video is its static frame repeated
+  over ``T`` (nothing to learn, so distil with ``iterations: 0``; the set stores only ``statics``),
+  e.g. ``videodd distill --method vdsd-dm --iterations 0 --set parametrization.statics=STAGE1
+  --set parametrization.dynamics=false``.
 """
 
 from __future__ import annotations
@@ -56,6 +65,9 @@ class StaticDynamicOptions:
         h_lr: SGD learning rate of the hallucinator (its own optimizer group; the dynamics use ``lr``).
         h_momentum: SGD momentum of the hallucinator; ``None``: the run's ``momentum``.
         pairing: ``random`` (re-drawn at each forward) or ``fixed`` (deterministic, as exported).
+        train_h: train the hallucinator; ``False`` freezes it at its initialisation (ablation).
+        dynamics: ``False`` drops the dynamic memory and ``H``: videos are the statics repeated over
+            time (the "statics only" ablation; ``dpc``, ``mode``, ``width`` and ``h_*`` are then unused).
     """
 
     statics: str = "init"
@@ -66,6 +78,8 @@ class StaticDynamicOptions:
     h_lr: float = 0.01
     h_momentum: float | None = None
     pairing: str = "random"
+    train_h: bool = True
+    dynamics: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -121,6 +135,11 @@ def compose(statics: torch.Tensor, dynamics: torch.Tensor, h: Hallucinator, s_id
     return h(still, dynamics[d_idx.to(dynamics.device)])
 
 
+def repeat_statics(statics: torch.Tensor, s_idx: torch.Tensor, frames: int) -> torch.Tensor:
+    """Videos ``(N, C, T, H, W)``: the indexed statics ``(., C, 1, H, W)`` repeated over ``frames`` (a view)."""
+    return statics[s_idx.to(statics.device)].expand(-1, -1, frames, -1, -1)
+
+
 def load_statics(path: str, store: ClipStore, spc: int | None) -> torch.Tensor:
     """The stills of a stage-1 DistilledSet, grouped by class: ``(K*spc, C, 1, H, W)``."""
     from videodd.distilled import DistilledSet  # lazy: distilled imports this module lazily too
@@ -174,11 +193,16 @@ class StaticDynamic(Parametrization):
         else:
             statics = load_statics(opts.statics, store, opts.spc)
             spc = statics.shape[0] // k
-        self.num_classes, self.ipc, self.spc, self.dpc = k, ipc, spc, opts.dpc
+        self.num_classes, self.ipc, self.spc, self.dpc, self.frames = k, ipc, spc, opts.dpc, t
         self.register_buffer("statics", statics)  # frozen: a buffer, never in the optimizer
-        self.dynamics = nn.Parameter(torch.randn((k * opts.dpc, 1, t, h, w), generator=generator))
-        with seeded(generator):
-            self.h = Hallucinator(c, opts.mode, opts.width)
+        self.dynamics: nn.Parameter | None = None
+        self.h: Hallucinator | None = None
+        if opts.dynamics:  # (without: videos are the statics repeated, nothing is drawn for dynamics / H)
+            self.dynamics = nn.Parameter(torch.randn((k * opts.dpc, 1, t, h, w), generator=generator))
+            with seeded(generator):
+                self.h = Hallucinator(c, opts.mode, opts.width)
+            if not opts.train_h:  # ablation: H frozen at its initialisation, in no optimizer group
+                self.h.requires_grad_(False)
         self._pairing = torch.Generator().manual_seed(draw_seed(generator))
         self.register_buffer("_labels", torch.arange(k).repeat_interleave(ipc))
 
@@ -190,27 +214,36 @@ class StaticDynamic(Parametrization):
 
     def forward(self) -> Synthetic:
         s_idx, d_idx = self.pairs()
+        if self.dynamics is None or self.h is None:
+            return Synthetic(repeat_statics(self.statics, s_idx, self.frames), self._labels)
         return Synthetic(compose(self.statics, self.dynamics, self.h, s_idx, d_idx), self._labels)
 
     def labels(self) -> torch.Tensor:
         return self._labels
 
     def param_groups(self) -> list[dict]:
-        """The hallucinator's weights in their own optimizer group (lr ``h_lr``)."""
+        """The hallucinator's weights in their own optimizer group (lr ``h_lr``); none when H is frozen or absent."""
+        if self.h is None or not self.options.train_h:
+            return []
         group: dict = {"params": list(self.h.parameters()), "lr": self.options.h_lr}
         if self.options.h_momentum is not None:
             group["momentum"] = self.options.h_momentum
         return [group]
 
     def stored_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {"statics": self.statics, "dynamics": self.dynamics}
-        tensors.update({H_PREFIX + name: p for name, p in self.h.state_dict().items()})
+        tensors = {"statics": self.statics}
+        if self.dynamics is not None and self.h is not None:
+            tensors["dynamics"] = self.dynamics
+            tensors.update({H_PREFIX + name: p for name, p in self.h.state_dict().items()})
         return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
 
     def export(self) -> dict[str, Any]:
         """What the materializer needs besides the tensors (manifest extra)."""
-        return {EXTRA_KEY: {"spc": self.spc, "dpc": self.dpc, "mode": self.options.mode,
-                            "width": self.options.width, "statics": self.options.statics}}
+        meta = {"spc": self.spc, "dpc": self.dpc, "mode": self.options.mode, "width": self.options.width,
+                "statics": self.options.statics, "train_h": self.options.train_h}
+        if not self.options.dynamics:
+            meta["dynamics"] = False  # statics only (absent: with dynamics, as files before this option)
+        return {EXTRA_KEY: meta}
 
     # the pairing generator is part of the state, so a resumed run draws the same pairs
     def get_extra_state(self) -> dict[str, torch.Tensor]:
@@ -228,36 +261,50 @@ def _layout(tensors: dict[str, torch.Tensor], manifest: Any) -> dict[str, Any]:
     return meta
 
 
+def _has_dynamics(meta: dict[str, Any]) -> bool:
+    return meta.get("dynamics", True) is not False
+
+
 def check_static_dynamic(tensors: dict[str, torch.Tensor], manifest: Any, num_videos: int) -> None:
     """Shapes of statics / dynamics against the manifest; H's weights against mode and width (no forward)."""
     meta = _layout(tensors, manifest)
     k, c = len(manifest.classes), len(manifest.mean)
     t, h, w = manifest.spec.shape
-    want = {"statics": (k * meta["spc"], c, 1, h, w), "dynamics": (k * meta["dpc"], 1, t, h, w)}
+    want = {"statics": (k * meta["spc"], c, 1, h, w)}
+    if not _has_dynamics(meta):  # statics only: nothing else may be stored
+        other = sorted(name for name in tensors if name != "statics")
+        if other:
+            raise ValueError(f"a statics-only static_dynamic set stores only 'statics', got also {other}")
+    else:
+        want["dynamics"] = (k * meta["dpc"], 1, t, h, w)
     for name, shape in want.items():
         if name not in tensors:
             raise ValueError(f"a static_dynamic set needs a tensor {name!r}; it has {sorted(tensors)}")
         if tuple(tensors[name].shape) != shape or not tensors[name].is_floating_point():
             raise ValueError(f"tensor {name!r} must be float {shape}, got {tensors[name].dtype} "
                              f"{tuple(tensors[name].shape)}")
+    if num_videos != k * manifest.ipc:
+        raise ValueError(f"{num_videos} videos, expected ipc x classes = {manifest.ipc} x {k}")
+    if not _has_dynamics(meta):
+        return
     ref = Hallucinator(c, meta["mode"], int(meta["width"])).state_dict()
     got = {name[len(H_PREFIX):]: t for name, t in tensors.items() if name.startswith(H_PREFIX)}
     if set(got) != set(ref) or any(tuple(got[n].shape) != tuple(ref[n].shape) for n in ref):
         raise ValueError(f"hallucinator weights {sorted(got)} do not match mode {meta['mode']!r}, "
                          f"width {meta['width']}")
-    if num_videos != k * manifest.ipc:
-        raise ValueError(f"{num_videos} videos, expected ipc x classes = {manifest.ipc} x {k}")
 
 
 def materialize_static_dynamic(tensors: dict[str, torch.Tensor], manifest: Any) -> torch.Tensor:
     """Rebuild H from ``h.*`` and the manifest, and compose the fixed pairing: ``(K*ipc, C, T, H, W)``."""
     meta = _layout(tensors, manifest)
     k = len(manifest.classes)
+    s_idx, d_idx = fixed_pairs(k, int(manifest.ipc), int(meta["spc"]), int(meta["dpc"]))
+    if not _has_dynamics(meta):  # statics only: each still repeated over the clip's frames
+        return repeat_statics(tensors["statics"].float(), s_idx, int(manifest.spec.frames)).contiguous()
     statics, dynamics = tensors["statics"].float(), tensors["dynamics"].float()
     h = Hallucinator(len(manifest.mean), meta["mode"], int(meta["width"]))
     h.load_state_dict({name[len(H_PREFIX):]: t for name, t in tensors.items() if name.startswith(H_PREFIX)})
     h.to(statics.device)
-    s_idx, d_idx = fixed_pairs(k, int(manifest.ipc), int(meta["spc"]), int(meta["dpc"]))
     with torch.no_grad():
         return compose(statics, dynamics, h, s_idx, d_idx)
 
