@@ -8,6 +8,13 @@ method's defaults at that IPC otherwise), so the table is the recipes as shipped
 are trained first, as the recipe's comment says, into ``WORK/experts``. Results are written to
 ``--out`` after every cell, and cells already there are skipped, so an interrupted benchmark
 resumes. ``--cross-models`` adds a cross-architecture table for DM and MTT at IPC 1.
+
+Static-dynamic methods (``vdsd-dm``, ``vdsd-mtt``) read the stills of this benchmark's own
+``vdsd-static`` run at the same IPC (run first when it is listed). ``METHOD@VARIANT`` runs an
+ablation of a recipe (``VARIANTS``), e.g. ``vdsd-dm@statics-only`` and ``vdsd-dm@frozen-h``:
+
+    python benchmarks/methods_synth.py --ipcs 1 --methods vdsd-static,vdsd-dm@statics-only,vdsd-dm@frozen-h,vdsd-dm \
+        --out benchmarks/results/vdsd_synth.json
 """
 
 from __future__ import annotations
@@ -35,14 +42,33 @@ RECIPES = Path(__file__).resolve().parent.parent / "configs" / "synth-actions"
 EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=5, save_epochs_up_to=5)
 
 
-def recipe(method: str, ipc: int, experts: Path) -> dict[str, Any]:
-    """The shipped recipe's overrides for ``method`` at ``ipc`` (MTT pointed at ``experts``)."""
+# Ablations of a recipe, run as METHOD@VARIANT (the static-dynamic paper's ablation rows).
+VARIANTS: dict[str, dict[str, Any]] = {
+    # the stage-1 stills repeated over the T frames: no dynamic memory, no hallucinator
+    "statics-only": {"iterations": 0, "parametrization": {"dynamics": False}},
+    # stills + dynamic maps, the hallucinator frozen at its initialisation
+    "frozen-h": {"parametrization": {"train_h": False}},
+}
+
+
+def recipe(name: str, ipc: int, work: Path) -> dict[str, Any]:
+    """The shipped recipe's overrides for ``name`` (``METHOD`` or ``METHOD@VARIANT``) at ``ipc``.
+
+    MTT objectives are pointed at ``WORK/experts``, static-dynamic stills at ``WORK``'s own
+    ``vdsd-static`` run at the same IPC.
+    """
+    method, _, variant = name.partition("@")
     path = RECIPES / f"{method}-ipc{ipc}.yaml"
     overrides = load_yaml(str(path)) if path.exists() else {}
     overrides.pop("method", None)
     overrides["ipc"] = ipc
-    if method == "mtt":
-        overrides["objective"] = {**overrides.get("objective", {}), "experts": str(experts)}
+    if method.endswith("mtt"):
+        overrides["objective"] = {**overrides.get("objective", {}), "experts": str(work / "experts")}
+    if method.startswith("vdsd-") and method != "vdsd-static":
+        statics = work / "runs" / f"vdsd-static-ipc{ipc}" / "distilled.safetensors"
+        overrides["parametrization"] = {**overrides.get("parametrization", {}), "statics": str(statics)}
+    for key, value in VARIANTS[variant].items() if variant else ():
+        overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
     return overrides
 
 
@@ -67,7 +93,11 @@ def main() -> None:
                     "torch": torch.__version__})
     cells = results.setdefault("cells", {})
     experts = work / "experts"
-    if "mtt" in methods:
+    unknown = [m for m in methods if m.partition("@")[2] not in ("", *VARIANTS)]
+    if unknown:
+        raise SystemExit(f"unknown variant in {unknown}; valid: {', '.join(VARIANTS)}")
+    methods.sort(key=lambda m: m != "vdsd-static")  # stage 1 before the stage-2 runs that read it
+    if any(m.partition("@")[0].endswith("mtt") for m in methods):
         res = train_experts(train, experts, EXPERTS, seed=0, resume=True)
         print(f"experts: {res.total_bytes / 2**20:.1f} MiB in {experts}")
     reports = {}
@@ -79,7 +109,7 @@ def main() -> None:
                 print(f"{key}: done")
                 continue
             start = time.perf_counter()
-            result = distill(train, resolve_config(method, recipe(method, ipc, experts)), run_dir)
+            result = distill(train, resolve_config(method.partition("@")[0], recipe(method, ipc, work)), run_dir)
             report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "full"),
                               cache_dir=work / "references")
             report.save(run_dir / "report.json")
