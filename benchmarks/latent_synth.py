@@ -62,8 +62,15 @@ def codec_folder(train: ClipStore, work: Path, cfg: CodecTrainConfig, device: st
 
 def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore, test: ClipStore,
             protocol: EvalProtocol, work: Path, device: str, references: tuple[str, ...]) -> dict[str, Any]:
-    """Distil ``method`` with ``overrides`` into WORK/runs/NAME, evaluate, and summarise as a dict."""
+    """Distil ``method`` with ``overrides`` into WORK/runs/NAME, evaluate, and summarise as a dict.
+
+    The summary is kept in the run folder (one file per protocol), so a rerun skips finished rows.
+    """
     cfg = resolve_config(method, overrides)
+    cached = work / "runs" / name / f"row-{protocol.name}-{protocol.runs}runs.json"
+    if cached.exists():
+        print(f"{name}: done ({cached})", flush=True)
+        return json.loads(cached.read_text())
     print(f"distill {name}", flush=True)
     result = distill(train, cfg, work / "runs" / name, device=device, progress=False)
     dset = result.distilled
@@ -74,7 +81,7 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
     report.save(result.run_dir / "report.json")
     detail = report.storage_detail
     extra = dset.manifest.extra
-    return {
+    row = {
         "name": name,
         "method": method,
         "ipc": dset.ipc,
@@ -95,6 +102,8 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
         "eval_seconds": report.wall_seconds,
         "references": _references(report),
     }
+    write_json(cached, row)
+    return row
 
 
 def _references(report: EvalReport) -> dict[str, Any]:
