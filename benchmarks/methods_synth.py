@@ -109,6 +109,13 @@ def main() -> None:
                 print(f"{key}: done")
                 continue
             start = time.perf_counter()
+            if method == "vdsd-static":  # stage 1: stills (T = 1), read by the stage-2 runs, not evaluated
+                if not (run_dir / "distilled.safetensors").exists():
+                    result = distill(train, resolve_config(method, recipe(method, ipc, work)), run_dir, resume=True)
+                    cells[key] = {"method": method, "ipc": ipc, "storage_bytes": result.distilled.storage_bytes(),
+                                  "distill_seconds": result.seconds}
+                    write_json(out, results)
+                continue
             result = distill(train, resolve_config(method.partition("@")[0], recipe(method, ipc, work)), run_dir)
             report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "full"),
                               cache_dir=work / "references")
