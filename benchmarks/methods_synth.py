@@ -112,7 +112,8 @@ def main() -> None:
             if method == "vdsd-static":  # stage 1: stills (T = 1), read by the stage-2 runs, not evaluated
                 if not (run_dir / "distilled.safetensors").exists():
                     result = distill(train, resolve_config(method, recipe(method, ipc, work)), run_dir, resume=True)
-                    cells[key] = {"method": method, "ipc": ipc, "storage_bytes": result.distilled.storage_bytes(),
+                    stored = result.distilled.storage_bytes()["total"]
+                    cells[key] = {"method": method, "ipc": ipc, "storage_bytes": stored,
                                   "distill_seconds": result.seconds}
                     write_json(out, results)
                 continue

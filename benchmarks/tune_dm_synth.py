@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from videodd.data.store import write_store
-from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions
+from tune_synth import validation_store  # the shared validation split (benchmarks/ is the script's folder)
+from videodd.data.synthetic import SynthActionsConfig
 from videodd.demo import DEMO_DM, synth_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
@@ -36,9 +36,7 @@ def main() -> None:
     work = Path(args.work)
     cfg = SynthActionsConfig()
     train, _ = synth_stores(work / "data", cfg)
-    val_clips = generate_synth_actions(SynthActionsConfig(seed=1), "test")
-    val = write_store(work / "val", val_clips.clips, val_clips.labels, dataset="synth-actions", split="val",
-                      classes=val_clips.classes, spec=train.spec, mean=train.meta.mean, std=train.meta.std)
+    val = validation_store(work, train)
     protocol = get_protocol("cpu").with_runs(args.runs)
     # the DM initialisation (random real clips, same seed) on validation: what DM must improve on
     init_method = "random" if args.init == "real" else args.init

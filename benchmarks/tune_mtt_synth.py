@@ -19,8 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from videodd.data.store import ClipStore, write_store
-from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions
+from tune_synth import validation_store  # the shared validation split (benchmarks/ is the script's folder)
+from videodd.data.synthetic import SynthActionsConfig
 from videodd.demo import synth_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
@@ -43,13 +43,7 @@ def main() -> None:
 
     work = Path(args.work)
     train, _ = synth_stores(work / "data", SynthActionsConfig())
-    val_path = work / "val"
-    if (val_path / "meta.json").exists():
-        val = ClipStore(val_path)
-    else:
-        clips = generate_synth_actions(SynthActionsConfig(seed=1), "test")
-        val = write_store(val_path, clips.clips, clips.labels, dataset="synth-actions", split="val",
-                          classes=clips.classes, spec=train.spec, mean=train.meta.mean, std=train.meta.std)
+    val = validation_store(work, train)
     start = time.perf_counter()
     experts = train_experts(train, work / "mtt_experts", ExpertConfig(**{**EXPERTS.__dict__,
                                                                          "num_experts": args.num_experts}))
