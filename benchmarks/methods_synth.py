@@ -7,8 +7,10 @@ Each method runs its recipe ``configs/synth-actions/METHOD-ipcK.yaml`` when ther
 method's defaults at that IPC otherwise), so the table is the recipes as shipped. MTT's experts
 are trained first, as the recipe's comment says, into ``WORK/experts``. Results are written to
 ``--out`` after every cell, and cells already there are skipped, so an interrupted benchmark
-resumes. ``--redo METHODS`` measures those methods' cells again after a recipe changed: their
-old cells move to ``"superseded"`` in ``--out`` and their run folders to ``NAME-superseded``.
+resumes. Every cell records the recipe it ran. ``--redo METHODS`` measures those methods' cells
+again where the recipe has changed since (or was not recorded): the old cell is appended to
+``"superseded"`` in ``--out`` and its run folder becomes ``NAME-superseded``. A cell already run
+with the current recipe is kept, so a ``--redo`` benchmark that was interrupted resumes too.
 ``--cross-models`` adds a cross-architecture table for DM and MTT at IPC 1.
 
 Static-dynamic methods (``vdsd-dm``, ``vdsd-mtt``) read the stills of this benchmark's own
@@ -76,9 +78,9 @@ def recipe(name: str, ipc: int, work: Path) -> dict[str, Any]:
 
 
 def supersede(results: dict[str, Any], key: str, run_dir: Path) -> None:
-    """Keep ``key``'s cell under ``results["superseded"]`` and its run folder as ``NAME-superseded``,
-    so that the benchmark measures the cell again (the old figures stay on record)."""
-    results.setdefault("superseded", {})[key] = results["cells"].pop(key)
+    """Append ``key``'s cell to ``results["superseded"][key]`` and keep its run folder as
+    ``NAME-superseded``, so that the benchmark measures the cell again (the old figures stay on record)."""
+    results.setdefault("superseded", {}).setdefault(key, []).append(results["cells"].pop(key))
     if run_dir.exists():
         old = run_dir.with_name(f"{run_dir.name}-superseded")
         if old.exists():
@@ -120,7 +122,9 @@ def main() -> None:
         for method in methods:
             key = f"{method}/ipc{ipc}"
             run_dir = work / "runs" / f"{method}-ipc{ipc}"
-            if method in args.redo.split(",") and key in cells:
+            overrides = recipe(method, ipc, work)
+            ran = json.loads(json.dumps(overrides))  # as the cell stores it (JSON: tuples become lists)
+            if method in args.redo.split(",") and key in cells and cells[key].get("recipe") != ran:
                 supersede(results, key, run_dir)
                 write_json(out, results)
             if key in cells and (run_dir / "distilled.safetensors").exists():
@@ -129,20 +133,21 @@ def main() -> None:
             start = time.perf_counter()
             if method == "vdsd-static":  # stage 1: stills (T = 1), read by the stage-2 runs, not evaluated
                 if not (run_dir / "distilled.safetensors").exists():
-                    result = distill(train, resolve_config(method, recipe(method, ipc, work)), run_dir, resume=True)
+                    result = distill(train, resolve_config(method, overrides), run_dir, resume=True)
                     stored = result.distilled.storage_bytes()["total"]
-                    cells[key] = {"method": method, "ipc": ipc, "storage_bytes": stored,
+                    cells[key] = {"method": method, "ipc": ipc, "recipe": ran, "storage_bytes": stored,
                                   "distill_seconds": result.seconds}
                     write_json(out, results)
                 continue
-            result = distill(train, resolve_config(method.partition("@")[0], recipe(method, ipc, work)), run_dir)
+            result = distill(train, resolve_config(method.partition("@")[0], overrides), run_dir)
             report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "full"),
                               cache_dir=work / "references")
             report.save(run_dir / "report.json")
             reports[key] = report
             rows = rows_from_report(report, distill_seconds=result.seconds)
             cells[key] = {
-                "method": method, "ipc": ipc, "top1_mean": report.result.top1_mean, "top1_std": report.result.top1_std,
+                "method": method, "ipc": ipc, "recipe": ran,
+                "top1_mean": report.result.top1_mean, "top1_std": report.result.top1_std,
                 "top1_runs": [r.top1 for r in report.result.runs], "storage_bytes": report.storage_bytes,
                 "distill_seconds": result.seconds, "eval_seconds": report.wall_seconds,
                 "seconds": time.perf_counter() - start,
