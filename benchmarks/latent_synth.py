@@ -80,20 +80,20 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
                       cache_dir=work / "references")
     report.save(result.run_dir / "report.json")
     detail = report.storage_detail
-    extra = dset.manifest.extra
+    m = dset.manifest
     row = {
         "name": name,
         "method": method,
         "ipc": dset.ipc,
         "videos": dset.num_videos,
-        "select": (extra.get("selection") or {}).get("select"),
-        "compression": extra.get("compression"),
-        "match_ipc": extra.get("match_ipc"),
+        "select": (m.info.get("selection") or {}).get("select"),
+        "compression": m.layout.get("compression"),
+        "match_ipc": m.equal_storage_ipc,
         "storage_bytes": report.storage_bytes,
-        "latent_bytes": detail.get("latent_bytes"),
-        "decoder_bytes": detail.get("decoder_bytes"),
-        "pixel_equivalent_ipc": detail.get("pixel_equivalent_ipc"),
-        "latent_relative_error": (extra.get("reconstruction_error") or {}).get("total"),
+        "latent_bytes": detail["parts"].get("latents"),
+        "decoder_bytes": detail["parts"].get("decoder"),
+        "pixel_equivalent_ipc": detail["equivalent_ipc"],
+        "latent_relative_error": (m.info.get("reconstruction_error") or {}).get("total"),
         "top1_mean": report.result.top1_mean,
         "top1_std": report.result.top1_std,
         "top1_runs": [r.top1 for r in report.result.runs],
@@ -188,7 +188,7 @@ def main() -> None:
         for comp in (c for c in args.main_compress.split(",") if c):
             sel = {"codec": codec, "select": "dpp", "compress": comp, "match_ipc": k}
             name = f"latent-dpp-{comp.replace(':', '').replace('+', '-')}-px{k}"
-            main_rows.append({**run_one(name, "latent", {"selector": sel}, train, test, protocol, work, args.device,
+            main_rows.append({**run_one(name, "latent", {"builder": sel}, train, test, protocol, work, args.device,
                                         ()), "budget_ipc": k})
 
     ablation_rows: list[dict[str, Any]] = []
@@ -199,7 +199,7 @@ def main() -> None:
             for comp in (c for c in args.compressions.split(",") if c):
                 sel = {"codec": codec, "select": select, "compress": specs.get(comp, comp)}
                 name = f"ablation-{select}-{comp.replace(':', '')}-ipc{args.ablation_ipc}"
-                ablation_rows.append(run_one(name, "latent", {"ipc": args.ablation_ipc, "selector": sel}, train, test,
+                ablation_rows.append(run_one(name, "latent", {"ipc": args.ablation_ipc, "builder": sel}, train, test,
                                              protocol, work, args.device, ()))
 
     tables = {"equal_storage": main_table(main_rows), "ablation": ablation_table(ablation_rows)}

@@ -39,8 +39,8 @@ from videodd.demo import synth_stores
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
-from videodd.objectives.experts import ExpertConfig, train_experts
 from videodd.report import cross_arch_table, markdown_table, rows_from_report
+from videodd.teachers.experts import ExpertConfig, train_experts
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs" / "synth-actions"
 # the expert buffer the synth-actions MTT recipes are written for (see configs/synth-actions/mtt-ipc1.yaml)

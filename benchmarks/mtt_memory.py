@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 def setup(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     from videodd.data.store import ClipStore
     from videodd.data.synthetic import SynthActionsConfig, prepare_synth_actions
-    from videodd.objectives.experts import ExpertConfig, train_experts
+    from videodd.teachers.experts import ExpertConfig, train_experts
 
     data = work / f"data-{args.classes}c-{args.frames}x{args.size}"
     if not (data / "train" / "meta.json").exists():

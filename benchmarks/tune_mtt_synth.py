@@ -24,7 +24,7 @@ from videodd.data.synthetic import SynthActionsConfig
 from videodd.demo import synth_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
-from videodd.objectives.experts import ExpertConfig, train_experts
+from videodd.teachers.experts import ExpertConfig, train_experts
 
 EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=2)
 MTT = {"syn_steps": 10, "expert_epochs": 1, "max_start_epoch": 5, "lr_init": 0.05}

@@ -88,7 +88,7 @@ def test_help_explains_every_flag(capsys):
         assert flag in text
     # a field documented over several docstring lines is shown whole, not cut at its first line
     flat = " ".join(text.split())
-    assert "``herding`` / ``kcenter`` (the clips that selector picks)" in flat
+    assert "``herding`` / ``kcenter``, the clips that selector picks)" in flat
     main(["methods"])
     main(["models"])
     out = capsys.readouterr().out

@@ -7,7 +7,10 @@ import pytest
 from videodd.config import load_yaml
 from videodd.distill import resolve_config, validate_config
 
-RECIPES = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+CONFIGS = Path(__file__).parent.parent / "configs"
+# recipes are the files of configs/<dataset>/; configs/datasets/ and configs/methods/ hold their bases
+BASES = sorted([*(CONFIGS / "datasets").glob("*.yaml"), *(CONFIGS / "methods").glob("*.yaml")])
+RECIPES = sorted(p for p in CONFIGS.glob("*/*.yaml") if p not in BASES)
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(p.parents[1])))
@@ -18,7 +21,41 @@ def test_recipe_loads(path):
 
 
 def test_there_are_recipes():
-    assert RECIPES
+    assert RECIPES and BASES
+
+
+def test_every_base_is_used_and_recipes_say_things_once():
+    """Every file of configs/datasets/ and configs/methods/ is a base of some recipe (directly or through
+    another base), and a base is never a recipe on its own (no ``ipc``)."""
+    import yaml
+
+    used = set()
+    todo = list(RECIPES)
+    while todo:
+        path = todo.pop()
+        bases = (yaml.safe_load(path.read_text()) or {}).get("base") or []
+        for name in [bases] if isinstance(bases, str) else bases:
+            base = (path.parent / name).resolve()
+            if base not in used:
+                used.add(base)
+                todo.append(base)
+    assert {p.resolve() for p in BASES} <= used
+    for path in BASES:
+        assert "ipc" not in load_yaml(path), path
+
+
+def test_base_key_merges_mappings_and_refuses_loops(tmp_path):
+    from videodd.config import ConfigError
+
+    (tmp_path / "a.yaml").write_text("lr: 1\nobjective: {x: 1, y: 2}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nobjective: {y: 3}\nipc: 5\n")
+    assert load_yaml(tmp_path / "b.yaml") == {"lr": 1, "objective": {"x": 1, "y": 3}, "ipc": 5}
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_yaml(tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text("base: [a.yaml, missing.yaml]\n")
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        load_yaml(tmp_path / "gone.yaml")
 
 
 def test_unknown_field_is_refused():

@@ -9,7 +9,7 @@ from torch import nn
 
 from conftest import assert_resume_matches
 from videodd.augment import AugmentConfig, sample_params
-from videodd.distill import resolve_config
+from videodd.distill import make_objective, resolve_config
 from videodd.objectives.gradient import (
     GradientMatching,
     class_gradient_loss,
@@ -69,12 +69,12 @@ def test_matching_loss_is_zero_when_the_synthetic_set_is_the_real_batch(tiny_sto
     """
     train, _ = tiny_stores
     cfg, param = _all_real_as_synthetic(train, objective={"distance": distance})
-    same = GradientMatching(train, cfg, CPU).loss(param, make_generator(1)).loss.item()
+    same = make_objective(GradientMatching, train, cfg, CPU).loss(param, make_generator(1)).loss.item()
     assert same < (1e-2 if distance == "ours" else 1e-8)
     # a different synthetic set is far from it
     with torch.no_grad():
         param.videos.mul_(-1.0)
-    other = GradientMatching(train, cfg, CPU).loss(param, make_generator(1)).loss.item()
+    other = make_objective(GradientMatching, train, cfg, CPU).loss(param, make_generator(1)).loss.item()
     assert other > 1000 * max(same, 1e-8)
 
 
@@ -82,7 +82,7 @@ def test_gradients_reach_the_pixels(tiny_stores):
     train, _ = tiny_stores
     cfg = resolve_config("dc", {"ipc": 2, "batch_real": 4})
     param = Pixels(train, 2, make_generator(0))
-    out = GradientMatching(train, cfg, CPU).loss(param, make_generator(1))
+    out = make_objective(GradientMatching, train, cfg, CPU).loss(param, make_generator(1))
     out.loss.backward()
     assert out.loss.item() > 0
     assert param.videos.grad is not None and param.videos.grad.abs().sum() > 0
@@ -116,7 +116,7 @@ def test_outer_loop_schedule_fresh_network_then_inner_updates_on_the_updated_set
     train, _ = tiny_stores
     cfg = resolve_config("dc", {"ipc": 2, "batch_real": 4, "objective": {"outer_loop": 3, "inner_loop": 2}})
     param = Pixels(train, 2, make_generator(0))
-    obj = GradientMatching(train, cfg, CPU)
+    obj = make_objective(GradientMatching, train, cfg, CPU)
     events = []
     orig_new, orig_train = obj.new_network, obj.train_network
     monkeypatch.setattr(obj, "new_network", lambda gen: events.append("new") or orig_new(gen))
@@ -145,9 +145,9 @@ def test_outer_loop_schedule_fresh_network_then_inner_updates_on_the_updated_set
 def test_batchnorm_statistics_are_the_real_batch(tiny_stores):
     train, _ = tiny_stores
     cfg = resolve_config("dc", {"ipc": 1, "batch_real": 4, "model": "convnet3d-s-bn"})
-    obj = GradientMatching(train, cfg, CPU)
+    obj = make_objective(GradientMatching, train, cfg, CPU)
     net = obj.new_network(make_generator(0))
-    real, _ = obj.sample_real(4, make_generator(1))
+    real, _ = obj.sample_real(make_generator(1), 4)
     freeze_batchnorm(net, real)
     assert not net.training
     conv, bn = net.features[0], net.features[1]

@@ -55,12 +55,12 @@ def test_random_selection_is_real_clips_per_class(tiny_stores, tmp_path):
     d = res.distilled
     assert d.manifest.kind == "real-clips" and d.tensors["clips"].dtype == torch.uint8
     assert d.labels.tolist() == [0, 0, 1, 1, 2, 2]
-    ids = d.manifest.extra["source_ids"]
+    ids = d.manifest.info["source_ids"]
     idx = [int(s.split("/")[1]) for s in ids]
     assert all(train.labels[i] == lab for i, lab in zip(idx, d.labels.tolist(), strict=True))
     assert torch.equal(d.tensors["clips"], torch.from_numpy(train.clips[idx].copy()))
     other = distill(train, resolve_config("random", {"ipc": 2, "seed": 4}), tmp_path / "r2").distilled
-    assert other.manifest.extra["source_ids"] != ids
+    assert other.manifest.info["source_ids"] != ids
 
 
 def test_checkpoint_round_trip_of_nested_state(tmp_path):
@@ -142,7 +142,7 @@ def test_dm_can_start_from_a_selection_baseline(tiny_stores, tmp_path):
     train, _ = tiny_stores
     picked = distill(train, resolve_config("herding", {"ipc": 1}), tmp_path / "herding").distilled
     dm = distill(train, resolve_config("dm", {"ipc": 1, "iterations": 0, "init": "herding"}), tmp_path / "dm").distilled
-    index = [train.meta.source_ids.index(s) for s in picked.manifest.extra["source_ids"]]
+    index = [train.meta.source_ids.index(s) for s in picked.manifest.info["source_ids"]]
     assert torch.allclose(dm.tensors["videos"], train.batch(torch.tensor(index)))
 
 

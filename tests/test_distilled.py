@@ -16,13 +16,15 @@ from videodd.data.spec import ClipSpec
 from videodd.data.store import StoreError, normalize_uint8, write_store
 from videodd.distilled import (
     FORMAT_VERSION,
-    MATERIALIZERS,
+    KINDS,
     METADATA_KEY,
     DistilledManifest,
     DistilledSet,
     DistilledSetError,
     IncompatibleStoreError,
+    Kind,
     human_bytes,
+    register_kind,
 )
 
 CLASSES = ["walk", "run", "jump"]
@@ -108,20 +110,42 @@ def test_round_trip_soft_labels_learned_lr_and_noncontiguous(tmp_path: Path) -> 
     videos = torch.randn(N, 4, 3, 8, 8).transpose(1, 2)  # non-contiguous (N, C, T, H, W)
     assert not videos.is_contiguous()
     soft = torch.softmax(torch.randn(N, len(CLASSES)), dim=1)
-    manifest = make_manifest(learned_lr=0.02, extra={"a": 1})
+    manifest = make_manifest(learned_lr=0.02, info={"a": 1})
     dset = DistilledSet(tensors={"videos": videos}, labels=soft, manifest=manifest)
     loaded = DistilledSet.load(dset.save(tmp_path / "soft.safetensors"))
     assert torch.equal(loaded.tensors["videos"], videos)
     assert torch.equal(loaded.labels, soft)
     assert loaded.manifest.learned_lr == 0.02
-    assert loaded.manifest.extra == {"a": 1}
+    assert loaded.manifest.info == {"a": 1}
     out = loaded.materialize()
     assert out.labels.shape == (N, len(CLASSES)) and out.labels.is_floating_point()
 
 
 def test_manifest_json_round_trip() -> None:
-    m = make_manifest(learned_lr=0.5)
+    m = make_manifest(learned_lr=0.5, label_loss="mse", equal_storage_ipc=3, layout={"x": [1, 2]})
     assert DistilledManifest.from_json(json.loads(json.dumps(m.to_json()))) == m
+
+
+def test_version_1_manifest_is_upgraded() -> None:
+    """Format 1 kept what evaluation reads back in ``extra``; it comes back in the typed fields, the
+    informative entries in ``info`` and the kind's settings in ``layout``."""
+    data = make_manifest().to_json()
+    for key in ("label_loss", "equal_storage_ipc", "full_train_bytes", "layout", "info"):
+        data.pop(key)
+    data["format_version"] = 1
+    data["extra"] = {"label_loss": "mse", "match_ipc": 2, "full_train_bytes": 1234, "source_ids": ["a"],
+                     "temporal": {"frames": 2, "interp": "linear"}}
+    m = DistilledManifest.from_json(data)
+    assert (m.label_loss, m.equal_storage_ipc, m.full_train_bytes) == ("mse", 2, 1234)
+    assert m.info == {"source_ids": ["a"]} and m.layout == {"temporal": {"frames": 2, "interp": "linear"}}
+    assert m.format_version == FORMAT_VERSION
+
+
+def test_unknown_label_loss_is_refused() -> None:
+    data = make_manifest().to_json()
+    data["label_loss"] = "hinge"
+    with pytest.raises(DistilledSetError, match="label_loss"):
+        DistilledManifest.from_json(data)
 
 
 # -- materialize ---------------------------------------------------------------------------------
@@ -154,8 +178,8 @@ def test_materialize_checks_shape_against_spec() -> None:
 
 def test_materialize_checks_custom_kind_output() -> None:
     name = "test-bad-shape-kind"
-    if name not in MATERIALIZERS:
-        MATERIALIZERS.register(name)(lambda tensors, manifest: torch.zeros(N, 3, 2, 8, 8))
+    if name not in KINDS:
+        register_kind(Kind(name, materialize=lambda tensors, manifest: torch.zeros(N, 3, 2, 8, 8)))
     dset = DistilledSet(tensors={"w": torch.zeros(1)}, labels=hard_labels(), manifest=make_manifest(name))
     dset.validate()  # no kind check registered: fine
     with pytest.raises(DistilledSetError, match="materialized videos of shape"):
@@ -419,7 +443,7 @@ def test_store_with_other_normalization_refused(tmp_path: Path) -> None:
 
 # -- describe ------------------------------------------------------------------------------------
 def test_describe(tmp_path: Path) -> None:
-    dset = pixel_set(learned_lr=0.01, extra={"full_train_bytes": 10 * 1024**2})
+    dset = pixel_set(learned_lr=0.01, full_train_bytes=10 * 1024**2)
     path = dset.save(tmp_path / "d.safetensors")
     text = DistilledSet.load(path).describe()
     total = dset.storage_bytes()["total"]

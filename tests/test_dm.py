@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import assert_resume_matches
-from videodd.distill import resolve_config
+from videodd.distill import make_objective, resolve_config
 from videodd.objectives.dm import DistributionMatching, class_means, dm_loss
 from videodd.seeding import make_generator
 from videodd.synthesis.pixels import Pixels
@@ -22,7 +22,7 @@ def test_dm_one_forward_for_all_real_classes_and_gradients_reach_pixels(tiny_sto
     cfg = resolve_config("dm", {"ipc": 2, "batch_real": 4})
     gen = make_generator(0)
     param = Pixels(train, 2, gen)
-    objective = DistributionMatching(train, cfg, torch.device("cpu"))
+    objective = make_objective(DistributionMatching, train, cfg, torch.device("cpu"))
     calls = []
     from videodd.models.convnet3d import ConvNet3D
 
@@ -49,7 +49,7 @@ def test_dm_loss_is_zero_when_synthetic_equals_real_class_means(tiny_stores):
     param = Pixels(train, per_class, make_generator(0))
     with torch.no_grad():
         param.videos.copy_(train.batch(list(range(len(train)))))  # store is sorted by class
-    out = DistributionMatching(train, cfg, torch.device("cpu")).loss(param, make_generator(1))
+    out = make_objective(DistributionMatching, train, cfg, torch.device("cpu")).loss(param, make_generator(1))
     assert out.loss.item() < 1e-8
 
 
@@ -64,27 +64,28 @@ def test_pool_networks_train_on_real_clips_and_reset_when_old(tiny_stores):
     train, _ = tiny_stores
     gen = make_generator(0)
     param = Pixels(train, 1, gen)
-    objective = DistributionMatching(train, _pool_cfg(pool_max_steps=4, pool_lr=0.05), torch.device("cpu"))
+    cfg = _pool_cfg(pool_max_steps=4, pool_lr=0.05)
+    objective = make_objective(DistributionMatching, train, cfg, torch.device("cpu"))
     out = objective.loss(param, gen)
     assert len(objective.pool) == 2 and set(out.metrics) >= {"net", "net_loss", "loss"}
     # counters start staggered (0 and 4 // 2 = 2); the network used took one step
     used = int(out.metrics["net"])
-    assert objective.pool_steps == ([1, 2] if used == 0 else [0, 3])
+    assert objective.pool.steps == ([1, 2] if used == 0 else [0, 3])
     out.loss.backward()  # the step came before the matching: the graph is intact
     assert param.videos.grad.abs().sum() > 0
-    before = [{k: v.clone() for k, v in net.state_dict().items()} for net in objective.pool]
+    before = [{k: v.clone() for k, v in net.state_dict().items()} for net in objective.pool.models]
     out = objective.loss(param, gen)
     i = int(out.metrics["net"])
     changed = [any(not torch.equal(v, before[j][k]) for k, v in net.state_dict().items())
-               for j, net in enumerate(objective.pool)]
+               for j, net in enumerate(objective.pool.models)]
     assert changed == [j == i for j in range(2)]  # only the network used this iteration moved
     # a network at pool_max_steps is replaced by a fresh one (new weights, new optimizer, counter 1)
-    objective.pool_steps = [4, 4]
-    old = [net for net in objective.pool]
+    objective.pool.steps = [4, 4]
+    old = [net for net in objective.pool.models]
     out = objective.loss(param, gen)
     i = int(out.metrics["net"])
-    assert objective.pool[i] is not old[i] and objective.pool_steps[i] == 1
-    assert objective.pool[1 - i] is old[1 - i] and objective.pool_steps[1 - i] == 4
+    assert objective.pool.models[i] is not old[i] and objective.pool.steps[i] == 1
+    assert objective.pool.models[1 - i] is old[1 - i] and objective.pool.steps[1 - i] == 4
 
 
 def test_pool_networks_learn_the_real_data(tiny_stores):
@@ -94,14 +95,14 @@ def test_pool_networks_learn_the_real_data(tiny_stores):
     param = Pixels(train, 1, gen)
     cfg = resolve_config("dm", {"ipc": 1, "batch_real": 100, "augment": (),
                                 "objective": {"pool_size": 1, "pool_max_steps": 1000, "pool_lr": 0.01}})
-    objective = DistributionMatching(train, cfg, torch.device("cpu"))
+    objective = make_objective(DistributionMatching, train, cfg, torch.device("cpu"))
     everything = train.batch(list(range(len(train))))
     labels = train.labels_tensor(list(range(len(train)))).long()
     objective.loss(param, gen)
 
     def real_loss():
         with torch.no_grad():
-            return torch.nn.functional.cross_entropy(objective.pool[0](everything), labels).item()
+            return torch.nn.functional.cross_entropy(objective.pool.models[0](everything), labels).item()
 
     start = real_loss()
     # lr 0.01: stable for every seed tried (0.05 with momentum diverges after ~15 steps on some
@@ -127,4 +128,4 @@ def test_pool_options_are_checked(tiny_stores, tmp_path):
     with pytest.raises((ConfigError, ValueError), match="pool_sise"):
         distill(train, resolve_config("dm", {"iterations": 1, "objective": {"pool_sise": 2}}), tmp_path / "r")
     with pytest.raises((ConfigError, ValueError), match="pool_lr"):
-        DistributionMatching(train, _pool_cfg(pool_lr=0), torch.device("cpu"))
+        make_objective(DistributionMatching, train, _pool_cfg(pool_lr=0), torch.device("cpu"))

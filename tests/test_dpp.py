@@ -150,7 +150,7 @@ def test_nearest_distinct_never_repeats_a_member():
 @pytest.mark.parametrize("method", ["kmeans", "dpp"])
 def test_selectors_run_on_pixels_through_distill(tiny_stores, tmp_path, method):
     train, _ = tiny_stores
-    idx = SELECTORS.get(method)(train, 2, make_generator(0), options=None)
+    idx = SELECTORS.get(method)().select(train, 2, make_generator(0))
     assert idx.dtype == np.int64 and len(idx) == 6 and len(set(idx.tolist())) == 6
     assert train.labels[idx].tolist() == [0, 0, 1, 1, 2, 2]
     cfg = resolve_config(method, {"ipc": 2, "seed": 1})

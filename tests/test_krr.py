@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from videodd.checkpoint import load_state
-from videodd.distill import distill, resolve_config
+from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
 from videodd.objectives.krr import KernelRidgeRegression, krr_predict, label_margin
 from videodd.seeding import make_generator
@@ -85,7 +85,7 @@ def test_learned_labels_and_pixels_receive_gradients(tiny_stores):
     train, _ = tiny_stores
     cfg = resolve_config("frepo", {"ipc": 2, "batch_real": 4, "objective": {"num_models": 2}})
     param = Pixels(train, 2, make_generator(0), options=PixelsOptions(learn_labels=True, label_init="scaled"))
-    out = KernelRidgeRegression(train, cfg, CPU).loss(param, make_generator(1))
+    out = make_objective(KernelRidgeRegression, train, cfg, CPU).loss(param, make_generator(1))
     out.loss.backward()
     assert out.loss.item() > 0 and {"krr", "margin", "model"} <= set(out.metrics)
     assert param.soft_labels.grad is not None and param.soft_labels.grad.abs().sum() > 0
@@ -96,10 +96,10 @@ def test_hard_labels_work_without_label_learning(tiny_stores):
     train, _ = tiny_stores
     cfg = resolve_config("frepo", {"ipc": 1, "batch_real": 4, "parametrization": {"learn_labels": False},
                                    "objective": {"num_models": 1, "target_batch": 6}})
-    obj = KernelRidgeRegression(train, cfg, CPU)
+    obj = make_objective(KernelRidgeRegression, train, cfg, CPU)
     out = obj.loss(Pixels(train, 1, make_generator(0)), make_generator(1))
     assert math.isfinite(out.loss.item()) and "margin" not in out.metrics
-    assert obj.export() == {}
+    assert obj.export().label_loss == "ce"
 
 
 # -- the model pool -----------------------------------------------------------------------------
@@ -108,10 +108,10 @@ def test_pool_step_follows_the_set_update_and_old_models_are_replaced(tiny_store
     cfg = resolve_config("frepo", {"ipc": 1, "batch_real": 2,
                                    "objective": {"num_models": 2, "max_online_steps": 2}})
     param = Pixels(train, 1, make_generator(0), options=PixelsOptions(learn_labels=True))
-    obj = KernelRidgeRegression(train, cfg, CPU)
+    obj = make_objective(KernelRidgeRegression, train, cfg, CPU)
     gen = make_generator(1)
     obj.loss(param, gen)
-    assert obj.steps == [0, 1]  # staggered start: i * max_online_steps // num_models; no step taken yet
+    assert obj.pool.steps == [0, 1]  # staggered start: i * max_online_steps // num_models; no step taken yet
     chosen = obj.pending
     seen = []
     orig = obj.train_model
@@ -119,13 +119,13 @@ def test_pool_step_follows_the_set_update_and_old_models_are_replaced(tiny_store
                         or orig(i, p, g))
     with torch.no_grad():  # stands for the loop's step on the set
         param.videos.add_(1.0)
-    old = obj.models[chosen]
+    old = obj.pool.models[chosen]
     obj.loss(param, gen)
     assert seen == [(chosen, pytest.approx(float(param.videos.detach().sum())))]  # on the UPDATED set
     if chosen == 1:  # its counter reached max_online_steps: a fresh network, counter 0
-        assert obj.steps[1] == 0 and obj.models[1] is not old
+        assert obj.pool.steps[1] == 0 and obj.pool.models[1] is not old
     else:
-        assert obj.steps[0] == 1 and obj.models[0] is old
+        assert obj.pool.steps[0] == 1 and obj.pool.models[0] is old
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_frepo_distills_learned_soft_labels_and_evaluation_trains_on_them(tiny_s
     assert labels.dtype == torch.float32 and labels.shape == (3, 3)
     init = initial_labels(torch.arange(3), 3, "scaled")
     assert not torch.equal(labels, init)  # they were learnt
-    assert result.distilled.manifest.extra["label_loss"] == "mse"
+    assert result.distilled.manifest.label_loss == "mse"
     loaded = DistilledSet.load(tmp_path / "r" / "distilled.safetensors")
     assert torch.equal(loaded.labels, labels) and loaded.soft_labels
     assert loaded.storage_bytes()["labels"] == 3 * 3 * 4

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from videodd.data.layouts import (
-    MINIUCF_CLASSES,
-    LayoutError,
-    SplitIndex,
-    index_folder,
-    index_hmdb51,
-    index_kinetics400,
-    index_list,
-    index_miniucf,
-    index_ssv2,
-    index_ucf101,
-)
+from videodd.data.datasets.file_list import index_list
+from videodd.data.datasets.folder import index_folder
+from videodd.data.datasets.hmdb51 import index_hmdb51
+from videodd.data.datasets.kinetics400 import index_kinetics400
+from videodd.data.datasets.ssv2 import index_ssv2
+from videodd.data.datasets.ucf101 import MINIUCF_CLASSES, index_miniucf, index_ucf101
+from videodd.data.layouts import LayoutError, SplitIndex
 
 
 def touch(path: Path) -> Path:

@@ -12,12 +12,15 @@ from torch import nn
 
 from conftest import make_tiny_stores
 from videodd.cli import main
-from videodd.distill import distill, resolve_config
+from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
 from videodd.evaluate import PROTOCOLS
 from videodd.models import MODELS, create_model, register_model
 from videodd.models.convnet3d import ConvNet3D
-from videodd.objectives.experts import (
+from videodd.objectives.mtt import TrajectoryMatching
+from videodd.seeding import make_generator, seeded
+from videodd.synthesis.pixels import Pixels
+from videodd.teachers.experts import (
     ExpertBuffer,
     ExpertConfig,
     ExpertError,
@@ -26,9 +29,6 @@ from videodd.objectives.experts import (
     flatten_params,
     train_experts,
 )
-from videodd.objectives.mtt import TrajectoryMatching
-from videodd.seeding import make_generator, seeded
-from videodd.synthesis.pixels import Pixels
 
 CPU = torch.device("cpu")
 
@@ -141,13 +141,13 @@ def test_batchnorm_other_model_and_missing_epochs_are_refused(stores, tiny_exper
     with pytest.raises(ExpertError, match="batch norm"):
         train_experts(train, tmp_path / "bn", ExpertConfig(model="convnet3d-s-bn", epochs=1, num_experts=1))
     with pytest.raises(ExpertError, match="batch norm"):
-        TrajectoryMatching(train, _mtt_cfg(tiny_experts, model="convnet3d-s-bn"), CPU)
+        make_objective(TrajectoryMatching, train, _mtt_cfg(tiny_experts, model="convnet3d-s-bn"), CPU)
     with pytest.raises(ExpertError, match="trained with model 'mtt-test-tiny'.*--model mtt-test-tiny"):
-        TrajectoryMatching(train, _mtt_cfg(tiny_experts, model="convnet3d-s"), CPU)
+        make_objective(TrajectoryMatching, train, _mtt_cfg(tiny_experts, model="convnet3d-s"), CPU)
     with pytest.raises(ExpertError, match="up to 3, but .* keeps epochs 0..2; train experts with --keep-epochs 3"):
-        TrajectoryMatching(train, _mtt_cfg(tiny_experts, max_start_epoch=2, expert_epochs=2), CPU)
+        make_objective(TrajectoryMatching, train, _mtt_cfg(tiny_experts, max_start_epoch=2, expert_epochs=2), CPU)
     with pytest.raises(ExpertError, match="no experts.json"):
-        TrajectoryMatching(train, _mtt_cfg(tmp_path / "nothing"), CPU)
+        make_objective(TrajectoryMatching, train, _mtt_cfg(tmp_path / "nothing"), CPU)
 
 
 # -- the objective ----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_one_student_step_loss_and_lr_gradient_by_hand(stores, tmp_path):
     train_experts(train, experts, ExpertConfig(model="mtt-test-linear", epochs=2, batch_size=18, num_experts=1))
     # start epoch 0 (the init): later, the softmax saturates and float32 p - y loses digits
     cfg = _mtt_cfg(experts, model="mtt-test-linear", syn_steps=1, max_start_epoch=1, ipc=2)
-    objective = TrajectoryMatching(train, cfg, CPU)
+    objective = make_objective(TrajectoryMatching, train, cfg, CPU)
     param = Pixels(train, 2, make_generator(0))
     out = objective.loss(param, make_generator(1))
     out.loss.backward()
@@ -187,7 +187,7 @@ def test_checkpointed_unroll_gives_the_plain_gradients(stores, convnet_experts):
     for unroll in ("plain", "checkpoint"):
         cfg = _mtt_cfg(convnet_experts[0], model="convnet3d-s", ipc=2, syn_steps=3, batch_syn=4, unroll=unroll,
                        augment=["color", "crop", "cutout", "scale", "rotate"])
-        objective = TrajectoryMatching(train, cfg, CPU)
+        objective = make_objective(TrajectoryMatching, train, cfg, CPU)
         param = Pixels(train, 2, make_generator(0))
         out = objective.loss(param, make_generator(7))
         out.loss.backward()

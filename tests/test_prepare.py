@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from videodd.cli import main
-from videodd.data.layouts import MINIUCF_CLASSES, VideoItem
+from videodd.data.datasets.ucf101 import MINIUCF_CLASSES
+from videodd.data.layouts import VideoItem
 from videodd.data.prepare import PrepareError, prepare_split
 from videodd.data.spec import get_clip_spec
 from videodd.data.store import ClipStore

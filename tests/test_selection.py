@@ -10,19 +10,12 @@ from conftest import make_tiny_stores
 from videodd.cli import main
 from videodd.data.store import StoreError
 from videodd.distilled import DistilledSet
-from videodd.models import create_model
+from videodd.models import create_model, resolve_model
 from videodd.seeding import make_generator
 from videodd.selection import SELECTORS
-from videodd.selection.features import (
-    FeatureOptions,
-    embed_store,
-    feature_model_name,
-    save_feature_model,
-    store_features,
-    train_feature_model,
-)
 from videodd.selection.herding import herding_order
 from videodd.selection.kcenter import kcenter_order
+from videodd.teachers import FeatureOptions, embed_all, feature_network, save_network, store_features
 
 FAST = FeatureOptions(feature_epochs=1)
 
@@ -90,13 +83,13 @@ def test_kcenter_covers_better_than_random():
 def test_ipc_larger_than_a_class_is_refused(tiny_stores, name):
     train, _ = tiny_stores
     with pytest.raises(StoreError, match="fewer than ipc=7"):
-        SELECTORS.get(name)(train, 7, make_generator(0), options=FAST, device="cpu")
+        SELECTORS.get(name)(FAST).select(train, 7, make_generator(0), device="cpu")
 
 
 def test_feature_model_auto_follows_the_evaluation_protocol(tiny_stores):
     train, _ = tiny_stores
-    assert feature_model_name(train, FeatureOptions()) == "convnet3d-s-bn"  # 32 px
-    assert feature_model_name(train, FeatureOptions(feature_model="convnet3d-s")) == "convnet3d-s"
+    assert resolve_model(FeatureOptions().feature_model, train.video_shape) == "convnet3d-s-bn"  # 32 px
+    assert resolve_model(FeatureOptions(feature_model="convnet3d-s").feature_model, train.video_shape) == "convnet3d-s"
     with pytest.raises(ValueError):
         FeatureOptions(feature_epochs=0)
 
@@ -107,10 +100,10 @@ def test_selectors_are_deterministic_grouped_and_match_the_pure_functions(tiny_s
     assert feats.shape[0] == len(train) and feats.ndim == 2 and torch.isfinite(feats).all()
     assert torch.equal(feats, store_features(train, FAST, make_generator(3)))  # same seed, same features
     for name, order in (("herding", herding_order), ("kcenter", kcenter_order)):
-        select = SELECTORS.get(name)
-        idx = select(train, 3, make_generator(3), options=FAST, device="cpu")
+        select = SELECTORS.get(name)(FAST).select
+        idx = select(train, 3, make_generator(3), device="cpu")
         assert idx.dtype == np.int64 and train.labels[idx].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-        assert np.array_equal(idx, select(train, 3, make_generator(3), options=FAST, device="cpu"))
+        assert np.array_equal(idx, select(train, 3, make_generator(3), device="cpu"))
         expected = np.concatenate([train.class_indices(c)[order(feats[train.class_indices(c)], 3).numpy()]
                                    for c in range(train.num_classes)])
         assert np.array_equal(idx, expected)
@@ -134,7 +127,7 @@ def test_cli_distill_selects_real_clips(data_dir, tmp_path, capsys, method):
     assert d.manifest.kind == "real-clips" and d.manifest.method == method
     assert d.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert d.manifest.config["selector"] == {"feature_epochs": 1}
-    ids = d.manifest.extra["source_ids"]
+    ids = d.manifest.info["source_ids"]
     assert len(set(ids)) == 6
     from videodd.data.store import ClipStore
 
@@ -153,24 +146,24 @@ def test_cli_checkpoint_loads_a_saved_feature_model(data_dir, tmp_path, capsys):
     from videodd.data.store import ClipStore
 
     train = ClipStore(data_dir / "train")
-    model = train_feature_model(train, FAST, make_generator(5))
+    model = feature_network(train, FAST, make_generator(5))
     path = tmp_path / "feature-model.safetensors"
-    save_feature_model(model, path)
-    feats = embed_store(model, train)
+    save_network(model, path)
+    feats = embed_all(model, train)
     expected = np.concatenate([train.class_indices(c)[kcenter_order(feats[train.class_indices(c)], 2).numpy()]
                                for c in range(train.num_classes)])
     for seed in ("0", "9"):  # loaded weights: nothing random is left, the seed does not matter
         run = tmp_path / f"run{seed}"
         assert main(["distill", "--method", "kcenter", "--ipc", "2", "--seed", seed, "--data", str(data_dir),
                      "--out", str(run), "--set", f"selector.checkpoint={path}", "--quiet"]) == 0
-        ids = DistilledSet.load(run / "distilled.safetensors").manifest.extra["source_ids"]
+        ids = DistilledSet.load(run / "distilled.safetensors").manifest.info["source_ids"]
         assert [int(s.split("/")[1]) for s in ids] == expected.tolist()
 
     # weights of another network (no batch-norm keys) and of another class count: clear errors
     wrong = tmp_path / "wrong.safetensors"
-    save_feature_model(create_model("convnet3d-s", 3, train.video_shape), wrong)
+    save_network(create_model("convnet3d-s", 3, train.video_shape), wrong)
     other = tmp_path / "other-classes.safetensors"
-    save_feature_model(create_model("convnet3d-s-bn", 5, train.video_shape), other)
+    save_network(create_model("convnet3d-s-bn", 5, train.video_shape), other)
     cases = [(wrong, "missing keys"), (other, "shape mismatches"), (tmp_path / "nope.safetensors", "no such")]
     for bad, message in cases:
         assert main(["distill", "--method", "herding", "--data", str(data_dir), "--out", str(tmp_path / "bad"),
@@ -183,10 +176,10 @@ def test_cli_checkpoint_loads_a_saved_feature_model(data_dir, tmp_path, capsys):
 
 def test_a_file_that_is_not_safetensors_is_refused(tiny_stores, tmp_path):
     from videodd.checkpoint import CheckpointError
-    from videodd.selection.features import load_feature_model
+    from videodd.teachers import load_network
 
     train, _ = tiny_stores
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x00" * 7)
     with pytest.raises(CheckpointError, match="garbage.safetensors: not a readable safetensors"):
-        load_feature_model(create_model("convnet3d-s-bn", 3, train.video_shape), garbage)
+        load_network(create_model("convnet3d-s-bn", 3, train.video_shape), garbage)

@@ -11,16 +11,16 @@ import torch
 from conftest import make_tiny_stores
 from videodd.cli import main
 from videodd.config import ConfigError
-from videodd.distill import distill, resolve_config
+from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
 from videodd.models import MODELS, register_model
 from videodd.models.convnet3d import ConvNet3D
 from videodd.objectives.dm import DistributionMatching
-from videodd.objectives.experts import ExpertConfig, train_experts
 from videodd.objectives.krr import KernelRidgeRegression
 from videodd.objectives.mtt import TrajectoryMatching
 from videodd.seeding import make_generator
 from videodd.synthesis.static_dynamic import Hallucinator, StaticDynamic, StaticDynamicOptions, fixed_pairs
+from videodd.teachers.experts import ExpertConfig, train_experts
 
 CPU = torch.device("cpu")
 
@@ -118,7 +118,8 @@ def test_dm_trains_the_hallucinator_and_dynamics(stores, mode):
     cfg = resolve_config("vdsd-dm", {"ipc": 2, "batch_real": 4, "model": "vdsd-test-tiny",
                                      "parametrization": {"dpc": 2, "mode": mode}})
     param = StaticDynamic(train, 2, make_generator(0), options=StaticDynamicOptions(dpc=2, mode=mode))
-    _assert_h_and_dynamics_learn(param, DistributionMatching(train, cfg, CPU).loss(param, make_generator(1)).loss)
+    objective = make_objective(DistributionMatching, train, cfg, CPU)
+    _assert_h_and_dynamics_learn(param, objective.loss(param, make_generator(1)).loss)
 
 
 def test_krr_trains_the_hallucinator_and_dynamics(stores):
@@ -126,7 +127,8 @@ def test_krr_trains_the_hallucinator_and_dynamics(stores):
     cfg = resolve_config("vdsd-krr", {"ipc": 1, "batch_real": 4, "model": "vdsd-test-tiny",
                                       "objective": {"num_models": 1}})
     param = StaticDynamic(train, 1, make_generator(0))
-    _assert_h_and_dynamics_learn(param, KernelRidgeRegression(train, cfg, CPU).loss(param, make_generator(1)).loss)
+    objective = make_objective(KernelRidgeRegression, train, cfg, CPU)
+    _assert_h_and_dynamics_learn(param, objective.loss(param, make_generator(1)).loss)
 
 
 def test_mtt_trains_the_hallucinator_and_dynamics(stores, tmp_path):
@@ -136,7 +138,8 @@ def test_mtt_trains_the_hallucinator_and_dynamics(stores, tmp_path):
     cfg = resolve_config("vdsd-mtt", {"ipc": 1, "model": "vdsd-test-tiny", "objective": {
         "experts": str(experts), "syn_steps": 2, "max_start_epoch": 1, "expert_epochs": 1}})
     param = StaticDynamic(train, 1, make_generator(0))
-    _assert_h_and_dynamics_learn(param, TrajectoryMatching(train, cfg, CPU).loss(param, make_generator(1)).loss)
+    objective = make_objective(TrajectoryMatching, train, cfg, CPU)
+    _assert_h_and_dynamics_learn(param, objective.loss(param, make_generator(1)).loss)
 
 
 # -- the DistilledSet kind --------------------------------------------------------------------------
@@ -161,11 +164,11 @@ def test_saved_set_reloads_and_materializes_identically_with_exact_storage(store
     # storage: statics + dynamics + H, exactly
     c, t, h, w = train.video_shape
     h_bytes = 4 * sum(p.numel() for p in Hallucinator(c, "concat", 4).parameters())
-    detail, sizes = loaded.storage_detail(), loaded.storage_bytes()
-    assert detail["statics_bytes"] == 4 * 6 * c * h * w and detail["dynamics_bytes"] == 4 * 6 * t * h * w
-    assert detail["hallucinator_bytes"] == h_bytes
-    assert sizes["total"] - sizes["labels"] == detail["statics_bytes"] + detail["dynamics_bytes"] + h_bytes
-    assert loaded.manifest.extra["static_dynamic"]["spc"] == 2
+    detail, sizes = loaded.storage_detail().parts, loaded.storage_bytes()
+    assert detail["statics"] == 4 * 6 * c * h * w and detail["dynamics"] == 4 * 6 * t * h * w
+    assert detail["hallucinator"] == h_bytes
+    assert sizes["total"] - sizes["labels"] == detail["statics"] + detail["dynamics"] + h_bytes
+    assert loaded.manifest.layout["static_dynamic"]["spc"] == 2
 
 
 def test_resume_matches_an_uninterrupted_run(stores, stills, tmp_path):
@@ -217,7 +220,7 @@ def test_train_h_switch_freezes_or_trains_the_hallucinator(stores, stills, tmp_p
     h_same = [torch.equal(out.tensors[f"h.{n}"], p.detach()) for n, p in init.h.state_dict().items()]
     assert all(h_same) if not train_h else not any(h_same)
     assert not torch.equal(out.tensors["dynamics"], init.dynamics.detach())  # the dynamics learn either way
-    assert out.manifest.extra["static_dynamic"]["train_h"] is train_h
+    assert out.manifest.layout["static_dynamic"]["train_h"] is train_h
     if not train_h:
         assert "frozen at init" in out.describe()
 
@@ -234,11 +237,11 @@ def test_statics_only_repeats_the_stills_over_time(stores, stills, tmp_path):
                                      "parametrization": over})
     distill(train, cfg, tmp_path / "run")
     loaded = DistilledSet.load(tmp_path / "run" / "distilled.safetensors")
-    assert set(loaded.tensors) == {"statics"} and loaded.manifest.extra["static_dynamic"]["dynamics"] is False
+    assert set(loaded.tensors) == {"statics"} and loaded.manifest.layout["static_dynamic"]["dynamics"] is False
     assert torch.equal(loaded.materialize().videos, videos)
-    detail = loaded.storage_detail()
-    assert detail["statics_bytes"] == 4 * 6 * c * h * w
-    assert detail["dynamics_bytes"] == detail["hallucinator_bytes"] == 0
+    detail = loaded.storage_detail().parts
+    assert detail["statics"] == 4 * 6 * c * h * w
+    assert detail["dynamics"] == detail["hallucinator"] == 0
     assert "statics only" in loaded.describe()
     with pytest.raises(ConfigError, match="nothing to learn"):
         distill(train, dataclasses.replace(cfg, iterations=1), tmp_path / "again")
@@ -248,6 +251,6 @@ def test_files_without_the_ablation_keys_still_load(stores, stills, tmp_path):
     train, _ = stores
     dset = distill(train, _vdsd_dm_cfg(stills, iterations=0), tmp_path / "run").distilled
     before = dset.materialize().videos
-    del dset.manifest.extra["static_dynamic"]["train_h"]  # as written before the option existed
+    del dset.manifest.layout["static_dynamic"]["train_h"]  # as written before the option existed
     dset.save(tmp_path / "old.safetensors")
     assert torch.equal(DistilledSet.load(tmp_path / "old.safetensors").materialize().videos, before)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import make_tiny_stores
 from videodd.cli import main
 from videodd.config import ConfigError
-from videodd.distill import distill, resolve_config
+from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet, DistilledSetError
 from videodd.models import MODELS, register_model
 from videodd.models.convnet3d import ConvNet3D
@@ -85,14 +85,14 @@ def test_stored_and_expanded_shapes(stores, frames, interp):
         assert torch.equal(videos, param.videos)
     assert param.stored_tensors()["videos"].shape == (6, c, frames, h, w)
     assert ("interp_matrix" in param.stored_tensors()) == (interp == "learned")
-    assert param.export() == {"temporal": {"frames": frames, "interp": interp}}
+    assert param.layout() == {"temporal": {"frames": frames, "interp": interp}}
 
 
 def test_default_pixels_are_unchanged(stores):
     train, _ = stores
     plain = Pixels(train, 2, make_generator(0))
     assert plain.videos.shape == (6, *train.video_shape) and plain().videos is plain.videos
-    assert plain.export() == {} and set(plain.stored_tensors()) == {"videos"} and plain.param_groups() == []
+    assert plain.layout() == {} and set(plain.stored_tensors()) == {"videos"} and plain.param_groups() == []
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3])
@@ -123,7 +123,7 @@ def test_learned_matrix_gets_gradients_and_its_own_group(stores):
     assert torch.equal(param.interp.detach(), interp_matrix(4, 2, "linear"))
     (group,) = param.param_groups()
     assert group["params"] == [param.interp] and group["lr"] == 0.05
-    out = DistributionMatching(train, _cfg(), CPU).loss(param, make_generator(1))
+    out = make_objective(DistributionMatching, train, _cfg(), CPU).loss(param, make_generator(1))
     out.loss.backward()
     assert param.interp.grad is not None and param.interp.grad.abs().sum() > 0
     assert param.videos.grad is not None and param.videos.grad.abs().sum() > 0
@@ -141,7 +141,7 @@ def test_round_trip_materializes_the_expanded_videos_with_t_frames_of_storage(st
     with torch.no_grad():
         expected = seen["param"]().videos
     loaded = DistilledSet.load(tmp_path / "run" / "distilled.safetensors")
-    assert loaded.manifest.kind == "pixels" and loaded.manifest.extra["temporal"] == {"frames": 2, "interp": interp}
+    assert loaded.manifest.kind == "pixels" and loaded.manifest.layout["temporal"] == {"frames": 2, "interp": interp}
     assert torch.equal(loaded.materialize().videos, expected)
     assert torch.equal(result.distilled.materialize().videos, expected)
     if interp == "learned":  # the matrix was trained and is what the file keeps
@@ -152,8 +152,9 @@ def test_round_trip_materializes_the_expanded_videos_with_t_frames_of_storage(st
     assert sizes["videos"] * 4 == full["videos"] * 2
     assert sizes.get("interp_matrix", 0) == (4 * 2 * 4 if interp == "learned" else 0)
     assert sizes["total"] == sizes["videos"] + sizes.get("interp_matrix", 0) + sizes["labels"]
-    assert detail["stored_frames"] == 2 and detail["interp"] == interp
-    assert "stored_frames" not in DistilledSet.load(tmp_path / "full" / "distilled.safetensors").storage_detail()
+    assert detail.parts == {"videos": sizes["videos"], "interp_matrix": sizes.get("interp_matrix", 0)}
+    assert any(f"2 stored frames per video, expanded to T=4 by {interp}" in n for n in detail.notes)
+    assert DistilledSet.load(tmp_path / "full" / "distilled.safetensors").storage_detail().parts == {}
     text = loaded.describe()
     assert "temporal" in text and "2 stored frames" in text and interp in text
 
@@ -161,13 +162,13 @@ def test_round_trip_materializes_the_expanded_videos_with_t_frames_of_storage(st
 def test_inconsistent_files_are_refused(stores, tmp_path):
     train, _ = stores
     dset = distill(train, _cfg(iterations=0, parametrization={"frames": 2}), tmp_path / "run").distilled
-    dset.manifest.extra["temporal"] = {"frames": 3, "interp": "linear"}
+    dset.manifest.layout["temporal"] = {"frames": 3, "interp": "linear"}
     with pytest.raises(DistilledSetError, match="videos"):
         dset.save(tmp_path / "bad.safetensors")
-    dset.manifest.extra["temporal"] = {"frames": 2, "interp": "learned"}  # no matrix stored
+    dset.manifest.layout["temporal"] = {"frames": 2, "interp": "learned"}  # no matrix stored
     with pytest.raises(DistilledSetError, match="interp_matrix"):
         dset.validate()
-    dset.manifest.extra["temporal"] = {"frames": 9, "interp": "linear"}
+    dset.manifest.layout["temporal"] = {"frames": 9, "interp": "linear"}
     with pytest.raises(DistilledSetError, match="frames"):
         dset.validate()
 

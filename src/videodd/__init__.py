@@ -2,6 +2,40 @@
 
 Float video tensors are ``(N, C, T, H, W)`` everywhere in the library (what ``Conv3d``
 takes); clips on disk are uint8 ``(N, T, H, W, C)``.
+
+The package root is the top layer: it imports the public API, which registers every dataset,
+model, component, DistilledSet kind and recipe, so ``import videodd`` (or any submodule) is enough
+to load and use any set. The layers below never import it (docs/ARCHITECTURE.md).
+
+>>> from videodd.distill import distill, resolve_config
+>>> from videodd.data import ClipStore
+>>> result = distill(ClipStore("data/synth/train"), resolve_config("dm", {"ipc": 1}), "runs/dm")
+
+(The functions ``distill`` and ``evaluate`` are not re-exported here: they would hide the modules
+``videodd.distill`` and ``videodd.evaluate`` of the same names.)
 """
 
-__version__ = "0.1.0"
+from videodd._version import __version__
+from videodd.data import ClipSpec, ClipStore
+from videodd.distill import DistillConfig, DistillResult, resolve_config
+from videodd.distilled import DistilledSet
+from videodd.errors import VideoddError
+from videodd.evaluate import EvalProtocol, EvalReport, get_protocol
+from videodd.methods import METHODS
+from videodd.models import create_model
+
+__all__ = [
+    "METHODS",
+    "ClipSpec",
+    "ClipStore",
+    "DistillConfig",
+    "DistillResult",
+    "DistilledSet",
+    "EvalProtocol",
+    "EvalReport",
+    "VideoddError",
+    "__version__",
+    "create_model",
+    "get_protocol",
+    "resolve_config",
+]

@@ -14,10 +14,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from videodd.errors import VideoddError
 from videodd.io import atomic_path
 
 
-class CheckpointError(ValueError):
+class CheckpointError(VideoddError, ValueError):
     """A checkpoint file is missing, truncated or not one of ours."""
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videodd import __version__
+from videodd._version import __version__
 
 EPILOG = """examples:
   videodd prepare synth-actions --out data/synth
@@ -21,7 +21,7 @@ EPILOG = """examples:
   videodd experts --data data/synth --out experts/synth --num-experts 5 --epochs 6 --keep-epochs 5
   videodd distill --method mtt --data data/synth --set objective.experts=experts/synth --out runs/mtt-ipc1
   videodd train-codec --data data/synth --out codecs/synth
-  videodd distill --method latent --data data/synth --set selector.codec=builtin:codecs/synth --match-ipc 1
+  videodd distill --method latent --data data/synth --set builder.codec=builtin:codecs/synth --match-ipc 1
   videodd evaluate runs/dm-ipc1/distilled.safetensors --data data/synth --protocol cpu
   videodd info runs/dm-ipc1/distilled.safetensors
 """
@@ -166,9 +166,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     for item in args.set_options:
         part, key, value = _parse_set(item)
         overrides[part] = {**(overrides.get(part) or {}), key: value}
-    for key in ("match_ipc", "budget_bytes"):  # equal-storage shorthands for --set selector.KEY=VALUE
+    for key in ("match_ipc", "budget_bytes"):  # equal-storage shorthands for --set builder.KEY=VALUE
         if getattr(args, key) is not None:
-            overrides["selector"] = {**(overrides.get("selector") or {}), key: getattr(args, key)}
+            overrides["builder"] = {**(overrides.get("builder") or {}), key: getattr(args, key)}
     cfg = resolve_config(method, overrides)
     train, _ = _stores(args.data)
     out = Path(args.out or f"runs/{train.meta.dataset}-{cfg.method}-ipc{cfg.ipc}-s{cfg.seed}")
@@ -177,17 +177,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     resumed = f" (resumed from iteration {result.resumed_from})" if result.resumed_from else ""
     print(f"{cfg.method} IPC {result.distilled.ipc}: {result.distilled.num_videos} videos in {result.seconds:.1f} s"
           f"{extra}{resumed}")
-    detail = result.distilled.storage_detail()
-    if "latent_bytes" in detail:
-        print(f"latent bytes {detail['latent_bytes']:,} (pixel-equivalent IPC {detail['pixel_equivalent_ipc']:.3g}); "
-              f"decoder {detail['decoder_bytes']:,} bytes {'embedded' if detail['codec_embedded'] else 'referenced'}")
+    for note in result.distilled.storage_detail().notes:
+        print(note)
     print(f"wrote {out / 'distilled.safetensors'}")
     return 0
 
 
 def cmd_experts(args: argparse.Namespace) -> int:
     from videodd.data.store import ClipStore
-    from videodd.objectives.experts import ExpertConfig, train_experts
+    from videodd.teachers.experts import ExpertConfig, train_experts
 
     fields = {"model": args.model, "epochs": args.epochs, "lr": args.lr, "momentum": args.momentum,
               "weight_decay": args.weight_decay, "batch_size": args.batch_size, "augment": args.augment,
@@ -255,7 +253,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.is_dir() and (path / "experts.json").is_file():
-        from videodd.objectives.experts import ExpertBuffer
+        from videodd.teachers.experts import ExpertBuffer
 
         m = ExpertBuffer(path).manifest
         print(f"Experts {path}\n  model: {m['model']} ({m['num_params']:,} parameters)\n  experts: {m['num_experts']}  "
@@ -296,9 +294,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     for name in METHODS:
         spec = METHODS.get(name)
-        parts = (f"selector={spec.selector}" if spec.selector else f"builder={spec.builder}" if spec.builder
-                 else f"{spec.parametrization} x {spec.objective}")
-        print(f"{name:12s} {parts:22s} {spec.description}")
+        print(f"{name:12s} {spec.parts:22s} {spec.description}")
     return 0
 
 
@@ -392,7 +388,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from videodd.data.sources import SOURCES, dataset_help
     from videodd.data.spec import CLIP_SPECS
-    from videodd.distill import DistillConfig
+    from videodd.distill import COMPONENTS, DistillConfig
     from videodd.evaluate import PROTOCOLS
     from videodd.methods import METHODS
 
@@ -463,17 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML recipe with DistillConfig fields (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     _add_dataclass_flags(p, DistillConfig, _field_docs(DistillConfig),
-                         skip={"method", "objective", "parametrization", "selector"})
+                         skip={"method", *COMPONENTS})
     p.add_argument("--set", dest="set_options", action="append", default=[], metavar="PART.KEY=VALUE",
                    help="a component option, e.g. --set objective.syn_steps=20 or --set selector.feature_epochs=5 "
-                        "(PART is objective, parametrization or selector; VALUE is read as YAML); repeatable")
+                        "(PART is objective, parametrization, selector or builder; VALUE is read as YAML); repeatable")
     g = p.add_argument_group("equal storage (latent method)")
     g.add_argument("--match-ipc", dest="match_ipc", type=_positive_int, default=None, metavar="K",
                    help="the largest latent IPC whose stored bytes fit pixel IPC K at float32 (overrides --ipc); "
-                        "same as --set selector.match_ipc=K")
+                        "same as --set builder.match_ipc=K")
     g.add_argument("--budget-bytes", dest="budget_bytes", type=_positive_int, default=None, metavar="B",
                    help="the largest latent IPC whose stored bytes fit B bytes (overrides --ipc); "
-                        "same as --set selector.budget_bytes=B")
+                        "same as --set builder.budget_bytes=B")
     common(p)
     p.set_defaults(func=cmd_distill)
 
@@ -582,13 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from videodd.errors import USER_ERRORS
+    from videodd.errors import VideoddError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
+    except (VideoddError, FileNotFoundError) as err:
         print(f"videodd {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

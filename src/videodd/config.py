@@ -1,4 +1,10 @@
-"""Typed dataclass configs: build from dicts/YAML with validation, dump to JSON-able dicts."""
+"""Typed dataclass configs: build from dicts/YAML with validation, dump to JSON-able dicts.
+
+YAML recipes may start from other files: ``base: FILE`` (or a list of files), relative to the
+recipe, is read first and the recipe's own keys go on top (:func:`load_yaml`). Components
+(parametrizations, objectives, selectors, builders) declare their settings as an ``Options``
+dataclass, validated by :func:`component_options`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,17 @@ import dataclasses
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from videodd.errors import ConfigError
+
+__all__ = ["ConfigError", "component_options", "from_dict", "load_yaml", "merge", "to_dict"]
+
 C = TypeVar("C")
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-class ConfigError(ValueError):
-    """A config has an unknown field or a value of the wrong type."""
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -106,10 +113,62 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return clean(dataclasses.asdict(obj))
 
 
-def load_yaml(path: str) -> dict[str, Any]:
-    """Read a YAML mapping (safe loader: never constructs Python objects)."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+BASE_KEY = "base"
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key (recursively), anything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping (safe loader: never constructs Python objects).
+
+    A ``base:`` key (a path or a list of paths, relative to this file) names files that are read
+    first, in order, each merged onto the previous ones; this file's own keys go on top
+    (:func:`merge`). The ``base`` key itself is not returned. Bases may have bases of their own.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: '{BASE_KEY}' must be a file or a list of files, got {bases!r}")
+    here = path.resolve()
+    merged: dict[str, Any] = {}
+    for name in bases:
+        base = (here.parent / name).resolve()
+        if base in (*_seen, here):
+            raise ConfigError(f"{path}: '{BASE_KEY}' {name} leads back to itself")
+        if not base.is_file():
+            raise ConfigError(f"{path}: '{BASE_KEY}' {name} does not exist ({base})")
+        merged = merge(merged, load_yaml(base, _seen=(*_seen, here)))
+    return merge(merged, data)
+
+
+def component_options(component: Any, options: dict[str, Any] | None, where: str) -> Any:
+    """``options`` validated into ``component.Options`` (a dataclass); ``None`` when it has none.
+
+    A component without an ``Options`` class takes no options: any given is a ConfigError.
+    """
+    cls = getattr(component, "Options", None)
+    if cls is None:
+        if options:
+            raise ConfigError(f"{where}: this component takes no options, got {sorted(options)}")
+        return None
+    return from_dict(cls, dict(options or {}), where)

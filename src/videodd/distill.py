@@ -1,5 +1,8 @@
 """The one distillation loop: a Parametrization optimised under an Objective, a Selector, or a set Builder.
 
+The loop knows the components only through their contracts (``synthesis.base``, ``objectives.base``,
+``selection.base``, ``builders.base``; docs/ARCHITECTURE.md): a new method never edits this file.
+
 ``distill(train_store, cfg, run_dir)`` returns a DistilledSet and leaves in ``run_dir``:
 ``config.yaml`` (resolved), ``metrics.jsonl``, ``checkpoint.safetensors`` (while running) and
 ``distilled.safetensors``. ``resume=True`` continues a killed run from its last checkpoint to
@@ -19,17 +22,21 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from videodd.builders import BUILDERS
+from videodd.augment import AugmentConfig
+from videodd.builders import BUILDERS, BuiltSet
 from videodd.checkpoint import load_state, save_state
-from videodd.config import ConfigError, from_dict, to_dict
+from videodd.config import ConfigError, component_options, from_dict, to_dict
 from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
+from videodd.errors import NonFiniteError
 from videodd.io import atomic_path
 from videodd.methods import MethodSpec, get_method
-from videodd.objectives import OBJECTIVES
+from videodd.models import MODELS
+from videodd.objectives import OBJECTIVES, Objective, ObjectiveExport, ObjectiveSetup
+from videodd.registry import Registry
 from videodd.seeding import make_generator
-from videodd.selection import SELECTORS
+from videodd.selection import REAL_CLIPS, SELECTORS
 from videodd.synthesis import PARAMETRIZATIONS, Parametrization
 
 DEFAULT_AUGMENT = ("color", "crop", "cutout", "scale", "rotate")
@@ -59,8 +66,9 @@ class DistillConfig:
             every learnable tensor, own groups (learned labels, MTT's lr) included.
         batch_real: real clips per class drawn each iteration.
         model: registry name of the network the objective uses.
-        init: pixel initialisation: ``real`` (random real clips), ``noise``, or ``herding`` /
-            ``kcenter`` (the clips that selector picks).
+        init: initialisation of the synthetic set; each parametrization lists the values it takes
+            (``pixels``: ``real`` (random real clips), ``noise``, or ``herding`` / ``kcenter``, the
+            clips that selector picks).
         augment: siamese augmentation ops applied to real and synthetic batches ([] for none).
         amp: bfloat16 autocast for network passes on CUDA.
         checkpoint_every: iterations between checkpoints (and the last one always).
@@ -69,6 +77,7 @@ class DistillConfig:
             (YAML mapping; CLI ``--set objective.KEY=VALUE``).
         parametrization: options of the parametrization (its ``Options`` dataclass).
         selector: options of the selector (its ``Options`` dataclass).
+        builder: options of the set builder (its ``Options`` dataclass; the ``latent`` method).
     """
 
     method: str = "dm"
@@ -88,6 +97,7 @@ class DistillConfig:
     objective: dict[str, Any] = field(default_factory=dict)
     parametrization: dict[str, Any] = field(default_factory=dict)
     selector: dict[str, Any] = field(default_factory=dict)
+    builder: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.ipc < 1:
@@ -112,51 +122,36 @@ def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> Dist
     return from_dict(DistillConfig, data)
 
 
-COMPONENTS = ("objective", "parametrization", "selector")
+COMPONENTS = ("objective", "parametrization", "selector", "builder")
+"""The ``DistillConfig`` fields that hold a component's options (``--set PART.KEY=VALUE``)."""
 
 
-def component_options(component: Any, options: dict[str, Any], where: str) -> Any:
-    """``options`` validated into ``component.Options`` (a dataclass; none means no options)."""
-    cls = getattr(component, "Options", None)
-    if cls is None:
-        if options:
-            raise ConfigError(f"{where}: this component takes no options, got {sorted(options)}")
-        return None
-    return from_dict(cls, options, where)
+def _registries() -> dict[str, Registry]:
+    return {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS,
+            "builder": BUILDERS}
 
 
 def validate_config(cfg: DistillConfig) -> None:
-    """Check the names a config refers to before anything is written (errors list valid names)."""
-    from videodd.augment import AugmentConfig
-    from videodd.models import MODELS
-
-    get_method(cfg.method)
+    """Check the names and options a config refers to before anything is written (errors list valid names)."""
+    spec = get_method(cfg.method)
     MODELS.get(cfg.model)
     try:
         AugmentConfig(ops=tuple(cfg.augment))
     except ValueError as err:
         raise ConfigError(f"DistillConfig.augment: {err}") from None
-    from videodd.synthesis.pixels import PIXEL_INITS
-
-    if cfg.init not in PIXEL_INITS:
-        raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of {list(PIXEL_INITS)}")
-    spec = get_method(cfg.method)
-    registries = {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS}
-    for part in COMPONENTS:
+    for part, registry in _registries().items():
         name = getattr(spec, part)
         options = getattr(cfg, part)
-        if part == "selector" and spec.builder is not None:  # a set builder takes the selector options
-            component_options(BUILDERS.get(spec.builder), options, f"DistillConfig.selector ({spec.builder})")
-            continue
         if name is None:
             if options:
                 raise ConfigError(f"DistillConfig.{part}: method {cfg.method!r} has no {part}, got {sorted(options)}")
             continue
-        component_options(registries[part].get(name), options, f"DistillConfig.{part} ({name})")
-
-
-class NonFiniteError(RuntimeError):
-    """The synthetic set or the loss became NaN/Inf; the last good checkpoint is kept."""
+        component_options(registry.get(name), options, f"DistillConfig.{part} ({name})")
+    if spec.parametrization is not None:
+        inits = PARAMETRIZATIONS.get(spec.parametrization).inits
+        if cfg.init not in inits:
+            raise ConfigError(f"DistillConfig.init: {cfg.init!r} is not one of {list(inits)} (the inits of the "
+                              f"{spec.parametrization} parametrization)")
 
 
 @dataclass
@@ -170,7 +165,15 @@ class DistillResult:
     resumed_from: int
 
 
-def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str, **extra: Any) -> DistilledManifest:
+def make_objective(cls: type[Objective], store: Any, cfg: DistillConfig, device: str | torch.device = "cpu"
+                   ) -> Objective:
+    """The objective ``cls`` as the loop builds it: its setup and its ``cfg.objective`` options."""
+    setup = ObjectiveSetup(model=cfg.model, ipc=cfg.ipc, batch_real=cfg.batch_real, augment=tuple(cfg.augment),
+                           amp=cfg.amp, device=torch.device(device))
+    return cls(store, setup, component_options(cls, cfg.objective, f"objective {cls.__name__}"))
+
+
+def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str, **fields: Any) -> DistilledManifest:
     return DistilledManifest(
         kind=kind,
         method=spec.name,
@@ -183,32 +186,29 @@ def _manifest(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, kind: str,
         std=list(store.meta.std),
         seed=cfg.seed,
         ipc=cfg.ipc,
-        extra={"full_train_bytes": store.nbytes, **extra},
+        full_train_bytes=store.nbytes,
+        **fields,
     )
 
 
 def _build(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, device: torch.device,
            progress: bool) -> DistilledSet:
     """A training-free set builder's DistilledSet (its own kind; ``manifest.ipc`` is the builder's)."""
-    builder = BUILDERS.get(spec.builder)
-    options = component_options(builder, cfg.selector, f"selector {spec.builder}")
-    built = builder(store, cfg, make_generator(cfg.seed), options=options, device=device, progress=progress)
-    manifest = _manifest(spec, cfg, store, built.kind, **built.extra)
+    cls = BUILDERS.get(spec.builder)
+    builder = cls(component_options(cls, cfg.builder, f"builder {spec.builder}"))
+    built: BuiltSet = builder.build(store, cfg.ipc, make_generator(cfg.seed), device=device, progress=progress)
+    manifest = _manifest(spec, cfg, store, built.kind, layout=built.layout, info=built.info,
+                         equal_storage_ipc=built.equal_storage_ipc)
     manifest.ipc = int(built.ipc)
     return DistilledSet(tensors=built.tensors, labels=built.labels, manifest=manifest)
 
 
 def _select(spec: MethodSpec, cfg: DistillConfig, store: ClipStore, device: torch.device) -> DistilledSet:
-    selector = SELECTORS.get(spec.selector)
-    options = component_options(selector, cfg.selector, f"selector {spec.selector}")
-    idx = selector(store, cfg.ipc, make_generator(cfg.seed), options=options, device=device)
-    clips = torch.from_numpy(store.clips[idx].copy())  # uint8 (N, T, H, W, C)
-    manifest = _manifest(spec, cfg, store, "real-clips", source_ids=[_source_id(store, int(i)) for i in idx])
-    return DistilledSet(tensors={"clips": clips}, labels=store.labels_tensor(idx), manifest=manifest)
-
-
-def _source_id(store: ClipStore, i: int) -> str:
-    return store.meta.source_ids[i] if i < len(store.meta.source_ids) else f"index:{i}"
+    cls = SELECTORS.get(spec.selector)
+    selector = cls(component_options(cls, cfg.selector, f"selector {spec.selector}"))
+    idx = selector.select(store, cfg.ipc, make_generator(cfg.seed), device=device)
+    manifest = _manifest(spec, cfg, store, REAL_CLIPS, info={"source_ids": [store.source_id(int(i)) for i in idx]})
+    return DistilledSet(tensors={"clips": store.raw(idx)}, labels=store.labels_tensor(idx), manifest=manifest)
 
 
 def _append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -276,11 +276,10 @@ def distill(
     param_cls = PARAMETRIZATIONS.get(spec.parametrization)
     param_options = component_options(param_cls, cfg.parametrization, f"parametrization {spec.parametrization}")
     param: Parametrization = param_cls(train_store, cfg.ipc, generator, init=cfg.init, options=param_options).to(device)
-    # the objective validates its own options: component_options(type(self), cfg.objective, ...)
-    objective = OBJECTIVES.get(spec.objective)(train_store, cfg, device)
+    objective = make_objective(OBJECTIVES.get(spec.objective), train_store, cfg, device)
     # parametrizations and objectives may carry their own learnable tensors with their own
     # lr/momentum (learned labels, MTT's student lr): ``param_groups()`` -> optimizer groups
-    extra_groups = [g for part in (param, objective) if hasattr(part, "param_groups") for g in part.param_groups()]
+    extra_groups = [g for part in (param, objective) for g in part.param_groups()]
     # a tensor in its own group (a parametrization's learned labels) leaves the default group
     claimed = {id(p) for g in extra_groups for p in g["params"]}
     # frozen tensors (requires_grad False, e.g. a hallucinator kept at its initialisation) join no group
@@ -297,8 +296,7 @@ def distill(
         param.load_state_dict(state["param"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        if hasattr(objective, "load_state_dict"):
-            objective.load_state_dict(state["objective"])
+        objective.load_state_dict(state["objective"])
         first = int(state["iteration"])
         _truncate_metrics(metrics_path, first)
     elif metrics_path.exists():
@@ -310,7 +308,7 @@ def distill(
             "param": param.state_dict(),
             "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(),
-            "objective": objective.state_dict() if hasattr(objective, "state_dict") else {},
+            "objective": objective.state_dict(),
         }
         save_state(ckpt_path, state)
 
@@ -323,11 +321,16 @@ def distill(
                initial=first, total=cfg.iterations)
     for it in bar:
         out = objective.loss(param, generator)
+        loss, metrics = out.loss, out.metrics
+        penalty = param.penalty()  # the parametrization's own term (e.g. a diversity loss)
+        if penalty is not None:
+            loss = loss + penalty
+            metrics = {**metrics, "penalty": float(penalty.detach())}
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         optimizer.step()
         bad = param.nonfinite()
-        if bad or not torch.isfinite(out.loss):
+        if bad or not torch.isfinite(loss):
             what = f"parameters {bad}" if bad else "the loss"
             raise NonFiniteError(
                 f"iteration {it + 1}: NaN/Inf in {what} of the synthetic set; stopped. The last good checkpoint "
@@ -335,8 +338,8 @@ def distill(
             )
         done = it + 1
         if done % cfg.log_every == 0 or done == cfg.iterations:
-            pending.append({"iteration": done, **out.metrics, "seconds": time.perf_counter() - start})
-            bar.set_postfix(loss=f"{out.metrics.get('loss', float('nan')):.4g}", refresh=False)
+            pending.append({"iteration": done, **metrics, "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", refresh=False)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             _append_jsonl(metrics_path, pending)
             pending = []
@@ -346,13 +349,13 @@ def distill(
             on_iteration(done, param)
     steps = cfg.iterations - first
     per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
-    # what the objective learned alongside the set (MTT's student lr) and what the parametrization's
-    # materializer needs (``export()`` hooks) travel in the manifest
-    exported = {**(param.export() if hasattr(param, "export") else {}),
-                **(objective.export() if hasattr(objective, "export") else {})}
-    learned_lr = exported.pop("learned_lr", None)
-    manifest = _manifest(spec, cfg, train_store, param.kind, seconds_per_iteration=per_iter, **exported)
-    manifest.learned_lr = None if learned_lr is None else float(learned_lr)
+    # what the objective learned alongside the set (MTT's student lr, how to fit the labels) and what
+    # the set's kind needs (the parametrization's layout) travel in the manifest
+    exported: ObjectiveExport = objective.export()
+    manifest = _manifest(spec, cfg, train_store, param.kind, layout=param.layout(),
+                         info={"seconds_per_iteration": per_iter, **exported.info},
+                         learned_lr=None if exported.learned_lr is None else float(exported.learned_lr),
+                         label_loss=exported.label_loss)
     distilled = DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
     distilled.save(run_dir / "distilled.safetensors")
     return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)

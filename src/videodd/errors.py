@@ -1,28 +1,29 @@
-"""Errors caused by the user's input: the CLI prints their message instead of a traceback."""
+"""Errors a user can act on. Every one derives from :class:`VideoddError`, which the CLI turns into
+one line (``videodd COMMAND: error: ...``, exit code 2) instead of a traceback.
+
+Errors of one layer live next to the code that raises them (``StoreError`` in ``data.store``,
+``DistilledSetError`` in ``distilled``, ...) and subclass :class:`VideoddError` together with the
+built-in exception they refine (``ValueError``, ``KeyError``, ``RuntimeError``), so that code
+catching the built-in keeps working. The few that every layer raises are defined here.
+"""
 
 from __future__ import annotations
 
-from videodd.checkpoint import CheckpointError
-from videodd.codecs import CodecError
-from videodd.config import ConfigError
-from videodd.data.layouts import LayoutError
-from videodd.data.prepare import PrepareError
-from videodd.data.store import StoreError
-from videodd.distill import NonFiniteError
-from videodd.distilled import DistilledSetError
-from videodd.objectives.experts import ExpertError
-from videodd.registry import UnknownNameError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UnknownNameError,
-    StoreError,
-    LayoutError,
-    PrepareError,
-    DistilledSetError,
-    ExpertError,
-    CodecError,
-    ConfigError,
-    CheckpointError,
-    NonFiniteError,
-    FileNotFoundError,
-)
+class VideoddError(Exception):
+    """Base of every error caused by the user's input, data or settings (not by a bug in videodd)."""
+
+
+class ConfigError(VideoddError, ValueError):
+    """A config has an unknown field, a value of the wrong type, or an invalid combination."""
+
+
+class UnknownNameError(VideoddError, KeyError):
+    """A name is not in a registry; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it readable.
+        return str(self.args[0])
+
+
+class NonFiniteError(VideoddError, RuntimeError):
+    """A tensor being optimised or trained became NaN/Inf (a synthetic set, a loss, a network)."""

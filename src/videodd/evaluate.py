@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from videodd import __version__
+from videodd._version import __version__
 from videodd.config import to_dict
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
 from videodd.io import write_json
-from videodd.models import create_model
+from videodd.models import create_model, resolve_model
 from videodd.registry import Registry
 from videodd.seeding import make_generator, seeded
+from videodd.selection import select_random
 from videodd.train import StoreData, TensorData, TrainConfig, VideoData, fit, predict
 
 
@@ -35,10 +36,9 @@ class EvalProtocol:
 
     Attributes:
         name, version: identity; a changed protocol gets a new version.
-        model: registry name of the evaluation network (a fresh one per run); ``auto`` picks the
-            published ``convnet3d`` for frames of 64 px and more, and ``convnet3d-s-bn`` below (the
-            published layout shrinks 32x32 frames to nothing, and without normalization the small
-            net trained on 10 clips at lr 0.01 diverges in about one run in six).
+        model: registry name of the evaluation network (a fresh one per run); ``auto`` is
+            :func:`videodd.models.auto_model`: the published ``convnet3d`` for frames of 64 px and
+            more, ``convnet3d-s-bn`` below.
         runs: independent runs (fresh init, fresh shuffling); mean ± std is reported.
         train: the schedule used to train on a distilled set.
         reference_train: the schedule for the full-training-set reference.
@@ -59,9 +59,7 @@ class EvalProtocol:
 
     def model_for(self, video_shape: tuple[int, ...]) -> str:
         """The evaluation model for videos ``(C, T, H, W)`` (resolves ``auto``)."""
-        if self.model != "auto":
-            return self.model
-        return "convnet3d" if min(video_shape[-2:]) >= 64 else "convnet3d-s-bn"
+        return resolve_model(self.model, video_shape)
 
     def with_model(self, model: str) -> EvalProtocol:
         return dataclasses.replace(self, model=model)
@@ -181,9 +179,10 @@ class EvalReport:
     peak_memory_kind: str
     references: dict[str, Summary] = field(default_factory=dict)
     library_version: str = __version__
-    # DistilledSet.storage_detail(): pixel-equivalent IPC, and by part for latent sets (latent / decoder bytes)
+    # DistilledSet.storage_detail().to_json(): pixel-equivalent IPC, the kind's parts and notes
     storage_detail: dict[str, Any] = field(default_factory=dict)
     label_loss: str = "ce"  # "mse" when the set's labels are regression targets (FRePo's learned labels)
+    equal_storage_ipc: int | None = None  # the pixel IPC whose bytes the set was built to fit
 
     @property
     def compression_ratio(self) -> float:
@@ -216,14 +215,7 @@ class EvalReport:
             f"{self.full_train_bytes:,}-byte training set); wall time {self.wall_seconds:.1f} s; "
             f"peak memory {self.peak_memory_bytes / 2**20:,.0f} MiB ({self.peak_memory_kind})",
         ]
-        d = self.storage_detail
-        if "latent_bytes" in d:
-            match = f", chosen to fit pixel IPC {d['match_ipc']}" if d.get("match_ipc") is not None else ""
-            lines.append(
-                f"latent set: {d['latent_bytes']:,} latent bytes = pixel-equivalent IPC "
-                f"{d['pixel_equivalent_ipc']:.3g} (float32 pixels){match}; decoder {d['decoder_bytes']:,} bytes "
-                f"({'embedded, counted above' if d.get('codec_embedded') else 'referenced, not counted above'})"
-            )
+        lines += list(self.storage_detail.get("notes", []))
         if self.label_loss != "ce":
             lines.append(f"trained on the set's learned labels with the {self.label_loss} label loss")
         return "\n".join(lines)
@@ -317,8 +309,6 @@ def random_real_reference(
 
 def _random_real(train_store: ClipStore, test_store: ClipStore, protocol: EvalProtocol, ipc: int, seed: int,
                  device: str | torch.device, progress: bool) -> Summary:
-    from videodd.selection import select_random
-
     runs: list[RunResult] = []
     for r in range(protocol.runs):
         idx = select_random(train_store, ipc, make_generator(10_000 + seed * 101 + r))
@@ -375,7 +365,7 @@ def evaluate(
         train_cfg = dataclasses.replace(train_cfg, lr=float(distilled.manifest.learned_lr))
     # a set whose labels are regression targets (FRePo's learned labels) says so in its manifest;
     # it trains with those labels under the mse label loss, as published
-    label_loss = str(distilled.manifest.extra.get("label_loss", "ce"))
+    label_loss = distilled.manifest.label_loss
     result = run_protocol(TensorData(mat.videos, mat.labels), test_store, protocol, train_cfg,
                           seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device,
                           progress=progress, desc=distilled.manifest.method, label_loss=label_loss)
@@ -387,10 +377,10 @@ def evaluate(
                 train_store, test_store, protocol, distilled.ipc, seed=seed, device=device, progress=progress,
                 cache_dir=cache_dir,
             )
-            # a set made to fit the bytes of pixel IPC K (latent sets: --set selector.match_ipc=K) is
-            # also compared with random real clips at IPC K: the same storage budget
-            match = distilled.manifest.extra.get("match_ipc")
-            if isinstance(match, int) and not isinstance(match, bool) and match != distilled.ipc:
+            # a set made to fit the bytes of pixel IPC K (latent sets: --match-ipc K) is also compared
+            # with random real clips at IPC K: the same storage budget
+            match = distilled.manifest.equal_storage_ipc
+            if match is not None and match != distilled.ipc:
                 refs[f"random real IPC {match} (same storage)"] = random_real_reference(
                     train_store, test_store, protocol, match, seed=seed, device=device, progress=progress,
                     cache_dir=cache_dir,
@@ -417,6 +407,7 @@ def evaluate(
         peak_memory_bytes=peak,
         peak_memory_kind=kind,
         references=refs,
-        storage_detail=distilled.storage_detail(),
+        storage_detail=distilled.storage_detail().to_json(),
         label_loss=label_loss,
+        equal_storage_ipc=distilled.manifest.equal_storage_ipc,
     )

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from videodd.errors import UnknownNameError
+
+__all__ = ["Registry", "UnknownNameError"]
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """Raised when a name is not in a registry; the message lists the valid names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it readable.
-        return str(self.args[0])
 
 
 class Registry(Generic[T]):

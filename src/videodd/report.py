@@ -24,13 +24,13 @@ class TableRow:
 def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -> list[TableRow]:
     """The method's row followed by its references' rows.
 
-    A latent set's IPC cell also gives its pixel-equivalent IPC (latent bytes over one IPC of float32
-    pixels), e.g. ``12 (= 0.98 px)``.
+    A set whose kind reports an equivalent IPC (a latent set: its latent bytes over one IPC of
+    float32 pixels) shows it in the IPC cell, e.g. ``12 (= 0.98 px)``.
     """
     detail = report.storage_detail
     ipc: int | str = report.ipc
-    if "latent_bytes" in detail:
-        ipc = f"{report.ipc} (= {detail['pixel_equivalent_ipc']:.2g} px)"
+    if detail.get("equivalent_ipc") is not None:
+        ipc = f"{report.ipc} (= {detail['equivalent_ipc']:.2g} px)"
     rows = [
         TableRow(report.method, ipc, report.result, report.storage_bytes, report.compression_ratio,
                  distill_seconds, report.wall_seconds)
@@ -39,8 +39,8 @@ def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -
         ref_ipc: int | str = report.ipc
         if name.startswith("full"):
             ref_ipc = "all"
-        elif name.endswith("(same storage)") and detail.get("match_ipc") is not None:
-            ref_ipc = detail["match_ipc"]
+        elif name.endswith("(same storage)") and report.equal_storage_ipc is not None:
+            ref_ipc = report.equal_storage_ipc
         rows.append(TableRow(name, ref_ipc, summary))
     return rows
 

@@ -1,22 +1,22 @@
 """Latent video distillation (training-free): encode, select diverse latents, recompress, decode at evaluation.
 
-1. **Encode** every training clip with a video codec (``selector.codec``: ``builtin:DIR`` from
+1. **Encode** every training clip with a video codec (``builder.codec``: ``builtin:DIR`` from
    ``videodd train-codec``, ``diffusers:DIR`` for a pretrained VAE, or ``auto``: the built-in
    codec trained once on the training split and kept in ``DATA/codec``). Latents are cached next
    to the data in ``DATA/latents/<codec sha256[:16]>/<split>/`` (streamed, resumable: an
    interrupted encoding continues where it stopped).
-2. **Select** ``IPC`` latents per class (``selector.select``): ``dpp`` (exact k-DPP, RBF kernel
+2. **Select** ``IPC`` latents per class (``builder.select``): ``dpp`` (exact k-DPP, RBF kernel
    with the median-heuristic bandwidth, or ``cosine``), ``kmeans`` (member nearest each centre)
    or ``random``; on the flattened latents.
-3. **Recompress** the kept latents without training (``selector.compress``, e.g. ``tucker:0.5``,
+3. **Recompress** the kept latents without training (``builder.compress``, e.g. ``tucker:0.5``,
    ``pca:16,fp16``, ``int8``; :mod:`videodd.codecs.compress`).
 4. Store a ``latent`` DistilledSet: compressed tensors, labels and the codec reference
-   (path + sha256) or, with ``selector.embed_codec``, the decoder weights. ``materialize()``
+   (path + sha256) or, with ``builder.embed_codec``, the decoder weights. ``materialize()``
    decodes (:mod:`videodd.codecs.latent_set`).
 
-**Equal storage.** ``selector.match_ipc=K`` picks the largest latent IPC whose stored latent bytes
+**Equal storage.** ``builder.match_ipc=K`` picks the largest latent IPC whose stored latent bytes
 fit the bytes of pixel IPC ``K`` (``K x classes`` float32 videos, the published convention: one
-3x16x112x112 video is 2.41 MB); ``selector.budget_bytes=B`` does the same for a byte budget.
+3x16x112x112 video is 2.41 MB); ``builder.budget_bytes=B`` does the same for a byte budget.
 Either one overrides ``--ipc``; without them ``--ipc`` is the latent IPC. The budget counts the
 stored latent tensors; labels (8 bytes a video) and the decoder are reported separately (the
 decoder is shared by every set made with the codec, as in the published comparison).
@@ -27,13 +27,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
-from videodd.builders import BuiltSet, register_builder
-from videodd.codecs import Codec, CodecError, load_codec
+from videodd.builders.base import Builder, BuiltSet, register_builder
+from videodd.codecs.autoencoder import CodecTrainConfig, train_codec
+from videodd.codecs.base import Codec, CodecError, load_codec
 from videodd.codecs.compress import CompressionSpec, compress, stored_bytes
 from videodd.codecs.encode import LatentStore, encode_store
 from videodd.codecs.latent_set import (
@@ -44,6 +45,7 @@ from videodd.codecs.latent_set import (
 )
 from videodd.config import ConfigError
 from videodd.data.store import ClipStore
+from videodd.methods import MethodSpec, register_method
 from videodd.selection import check_ipc
 from videodd.selection.dpp import kdpp_sample
 from videodd.selection.kmeans import kmeans_select
@@ -53,7 +55,7 @@ AUTO_CODEC = "auto"
 
 @dataclass(frozen=True)
 class LatentOptions:
-    """Settings of the ``latent`` method (``--set selector.KEY=VALUE``).
+    """Settings of the ``latent`` method (``--set builder.KEY=VALUE``).
 
     Attributes:
         codec: ``builtin:DIR`` (``videodd train-codec``), ``diffusers:DIR`` (a local pretrained VAE),
@@ -104,8 +106,6 @@ class LatentOptions:
 # -- codec and latents ----------------------------------------------------------------------------
 def auto_codec(store: ClipStore, *, device: str | torch.device = "cpu", progress: bool = False) -> Codec:
     """The built-in codec of ``store`` in ``DATA/codec``: loaded when it was trained on this store, else trained."""
-    from videodd.codecs.autoencoder import CodecTrainConfig, train_codec
-
     folder = store.root.parent / "codec"
     if (folder / "codec.json").is_file():
         try:
@@ -202,53 +202,55 @@ def select_latents(feats: torch.Tensor, k: int, generator: torch.Generator, opti
 
 
 @register_builder("latent")
-def build_latent(
-    store: ClipStore,
-    cfg: Any,
-    generator: torch.Generator,
-    *,
-    options: LatentOptions | None = None,
-    device: str | torch.device = "cpu",
-    progress: bool = False,
-) -> BuiltSet:
-    """Encode ``store``, keep IPC diverse latents per class, recompress them: a ``latent`` BuiltSet."""
-    options = options or LatentOptions()
-    codec = resolve_codec(store, options.codec, device=device, progress=progress)
-    latents = encoded_latents(store, codec, cache_dir=options.cache_dir, batch_size=options.encode_batch,
-                              device=device, progress=progress)
-    latent_shape = tuple(int(s) for s in latents.latent_shape)
-    ipc, budget = choose_latent_ipc(store, int(cfg.ipc), options, latent_shape)
-    check_ipc(store, ipc)
-    picks = []
-    for c in range(store.num_classes):
-        members = latents.class_indices(c)
-        feats = latents.batch(members).reshape(len(members), -1)  # (n, c, t, h, w) -> (n, c*t*h*w)
-        picks.append(members[select_latents(feats, ipc, generator, options)])
-    idx = np.concatenate(picks).astype(np.int64)
-    packed = compress(latents.batch(idx), options.compress)  # (N, c, t, h, w), class order
-    tensors = {LATENT_PREFIX + k: v for k, v in packed.tensors.items()}
-    if options.embed_codec:
-        tensors.update(embedded_state(codec))
-    per_ipc = pixel_budget(store, 1)
-    info = codec.describe()
-    extra = {
-        "codec": info,
-        "codec_embedded": bool(options.embed_codec),
-        "compression": str(packed.spec),
-        "latent_shape": list(latent_shape),
-        "num_latents": len(idx),
-        "latent_bytes": packed.nbytes,
-        "decoder_bytes": decoder_weight_bytes(codec),
-        "pixel_bytes_per_ipc": per_ipc,
-        "pixel_equivalent_ipc": packed.nbytes / per_ipc,
-        "match_ipc": options.match_ipc,
-        "budget_bytes": budget,
-        "reconstruction_error": packed.errors,
-        "selection": {k: v for k, v in dataclasses.asdict(options).items() if k in ("select", "kernel", "bandwidth")},
-        "latent_store": str(latents.root),
-        "source_ids": [store.meta.source_ids[i] if i < len(store.meta.source_ids) else f"index:{i}" for i in idx],
-    }
-    return BuiltSet(kind="latent", tensors=tensors, labels=store.labels_tensor(idx), ipc=ipc, extra=extra)
+class LatentBuilder(Builder):
+    """Encode ``store``, keep IPC diverse latents per class, recompress them: a ``latent`` set."""
+
+    Options = LatentOptions
+    options: LatentOptions
+
+    def build(self, store: ClipStore, ipc: int, generator: torch.Generator, *, device: str | torch.device = "cpu",
+              progress: bool = False) -> BuiltSet:
+        options = self.options
+        codec = resolve_codec(store, options.codec, device=device, progress=progress)
+        latents = encoded_latents(store, codec, cache_dir=options.cache_dir, batch_size=options.encode_batch,
+                                  device=device, progress=progress)
+        latent_shape = tuple(int(s) for s in latents.latent_shape)
+        ipc, budget = choose_latent_ipc(store, int(ipc), options, latent_shape)
+        check_ipc(store, ipc)
+        picks = []
+        for c in range(store.num_classes):
+            members = latents.class_indices(c)
+            feats = latents.batch(members).reshape(len(members), -1)  # (n, c, t, h, w) -> (n, c*t*h*w)
+            picks.append(members[select_latents(feats, ipc, generator, options)])
+        idx = np.concatenate(picks).astype(np.int64)
+        packed = compress(latents.batch(idx), options.compress)  # (N, c, t, h, w), class order
+        tensors = {LATENT_PREFIX + k: v for k, v in packed.tensors.items()}
+        if options.embed_codec:
+            tensors.update(embedded_state(codec))
+        layout = {
+            "codec": codec.describe(),
+            "codec_embedded": bool(options.embed_codec),
+            "compression": str(packed.spec),
+            "latent_shape": list(latent_shape),
+            "num_latents": len(idx),
+            "decoder_bytes": decoder_weight_bytes(codec),
+            "budget_bytes": budget,
+        }
+        info = {
+            "reconstruction_error": packed.errors,
+            "selection": {k: v for k, v in dataclasses.asdict(options).items()
+                          if k in ("select", "kernel", "bandwidth")},
+            "latent_store": str(latents.root),
+            "source_ids": [store.source_id(int(i)) for i in idx],
+        }
+        return BuiltSet(kind="latent", tensors=tensors, labels=store.labels_tensor(idx), ipc=ipc, layout=layout,
+                        info=info, equal_storage_ipc=options.match_ipc)
 
 
-build_latent.Options = LatentOptions  # type: ignore[attr-defined]
+register_method(
+    MethodSpec(
+        "latent",
+        "latent distillation: codec latents picked by k-DPP / k-means, recompressed (Tucker, PCA, int8), training-free",
+        builder="latent",
+    )
+)

@@ -36,8 +36,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from videodd import __version__
-from videodd.codecs import CODECS, Codec, CodecError, file_sha256, module_bytes, psnr, unit_videos
+from videodd._version import __version__
+from videodd.codecs.base import CODECS, Codec, CodecError, file_sha256, module_bytes, psnr, unit_videos
 from videodd.data.store import ClipStore
 from videodd.io import atomic_path, write_json
 from videodd.seeding import make_generator, seeded

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from videodd.codecs import CODECS, Codec, CodecError, file_sha256, module_bytes
+from videodd.codecs.base import CODECS, Codec, CodecError, file_sha256, module_bytes
 
 FRAME_VAES = ("AutoencoderKL",)
 TEMPORAL_DECODER_VAES = ("AutoencoderKLTemporalDecoder",)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from videodd import __version__
-from videodd.codecs import Codec, CodecError, unit_videos
+from videodd._version import __version__
+from videodd.codecs.base import Codec, CodecError, unit_videos
 from videodd.data.store import ClipStore
 from videodd.io import atomic_path, write_json
 from videodd.seeding import make_generator
@@ -101,7 +101,7 @@ class LatentStore:
 
     def load_codec(self, device: str | torch.device = "cpu") -> Codec:
         """Load the codec that wrote these latents; refuse one whose weights changed since."""
-        from videodd.codecs import load_codec
+        from videodd.codecs.base import load_codec
 
         codec = load_codec(self.codec_spec, device=device)
         want = self.meta["codec"].get("sha256")

@@ -8,9 +8,10 @@ Stored tensors (one safetensors file, like every distilled set):
 - ``codec.KEY`` (only with ``embed_codec``): the built-in codec's decoder weights, so the file
   decodes without the codec folder.
 
-Manifest ``extra`` keys read here: ``codec`` (the codec's ``describe()``: kind, path, sha256,
+Manifest ``layout`` keys read here: ``codec`` (the codec's ``describe()``: kind, path, sha256,
 config, weight_bytes), ``codec_embedded``, ``compression`` (the pipeline spec), ``latent_shape``
-``(c, t, h, w)``, ``num_latents``. ``materialize()`` = decompress -> load the codec (from its path,
+``(c, t, h, w)``, ``num_latents``, ``decoder_bytes`` (of a referenced codec) and ``budget_bytes``.
+``materialize()`` = decompress -> load the codec (from its path,
 sha256 checked, or the embedded weights) -> ``decode`` to [0, 1] -> normalize with the manifest's
 mean/std -> ``(N, C, T, H, W)``.
 
@@ -28,8 +29,10 @@ from typing import Any
 
 import torch
 
-from videodd.codecs import CODECS, Codec, CodecError, load_codec, normalize_unit
+from videodd.codecs.autoencoder import AutoencoderConfig
+from videodd.codecs.base import CODECS, Codec, CodecError, load_codec, normalize_unit
 from videodd.codecs.compress import check_tensors, decompress
+from videodd.distilled import DistilledManifest, Kind, KindStorage, human_bytes, layout_entry, register_kind
 from videodd.seeding import make_generator, seeded
 
 LATENT_PREFIX = "latent."
@@ -50,23 +53,17 @@ def pixel_bytes_per_video(video_shape: tuple[int, ...]) -> int:
     return math.prod(video_shape) * 4
 
 
-def _extra(manifest: Any, key: str) -> Any:
-    if key not in manifest.extra:
-        raise ValueError(f"a 'latent' distilled set needs manifest extra {key!r}; it has {sorted(manifest.extra)}")
-    return manifest.extra[key]
-
-
 def check_latent_set(tensors: dict[str, torch.Tensor], manifest: Any, num_videos: int) -> None:
     """Cheap structural check (no decoding): names, shapes and dtypes against the manifest; ValueError."""
     latent, codec = split_tensors(tensors)
     other = sorted(k for k in tensors if not k.startswith((LATENT_PREFIX, CODEC_PREFIX)))
     if other:
         raise ValueError(f"unexpected tensors {other} in a 'latent' distilled set (only latent.* and codec.*)")
-    shape = (int(_extra(manifest, "num_latents")), *(int(s) for s in _extra(manifest, "latent_shape")))
+    shape = (int(layout_entry(manifest, "num_latents")), *(int(s) for s in layout_entry(manifest, "latent_shape")))
     if shape[0] != num_videos:
         raise ValueError(f"{shape[0]} latents for {num_videos} labels")
-    check_tensors(latent, str(_extra(manifest, "compression")), shape)
-    embedded = bool(manifest.extra.get("codec_embedded", False))
+    check_tensors(latent, str(layout_entry(manifest, "compression")), shape)
+    embedded = bool(manifest.layout.get("codec_embedded", False))
     if embedded != bool(codec):
         raise ValueError("the manifest says the codec is embedded but no codec.* tensors are stored"
                          if embedded else "codec.* tensors are stored but the manifest does not say the codec is "
@@ -106,8 +103,6 @@ def embedded_state(codec: Codec) -> dict[str, torch.Tensor]:
 
 def codec_from_embedded(info: dict[str, Any], state: dict[str, torch.Tensor], device: torch.device) -> Codec:
     """Rebuild an embedded built-in codec from its ``describe()`` config and stored weights."""
-    from videodd.codecs.autoencoder import AutoencoderConfig
-
     if info.get("kind") not in EMBEDDABLE:
         raise CodecError(f"cannot rebuild an embedded {info.get('kind')!r} codec")
     cls = CODECS.get(str(info["kind"]))
@@ -128,7 +123,7 @@ def codec_from_embedded(info: dict[str, Any], state: dict[str, torch.Tensor], de
 
 def codec_for_set(tensors: dict[str, torch.Tensor], manifest: Any, device: torch.device) -> Codec:
     """The codec that decodes a latent set: the embedded one, or the referenced one (sha256 checked)."""
-    info = dict(_extra(manifest, "codec"))
+    info = dict(layout_entry(manifest, "codec"))
     _, state = split_tensors(tensors)
     if state:
         return codec_from_embedded(info, {k: v.to("cpu") for k, v in state.items()}, device)
@@ -151,8 +146,8 @@ def codec_for_set(tensors: dict[str, torch.Tensor], manifest: Any, device: torch
 def decode_latent_set(tensors: dict[str, torch.Tensor], manifest: Any) -> torch.Tensor:
     """Normalized float32 videos ``(N, C, T, H, W)`` of a latent set (on the tensors' device)."""
     latent, _ = split_tensors(tensors)
-    shape = (int(_extra(manifest, "num_latents")), *(int(s) for s in _extra(manifest, "latent_shape")))
-    z = decompress(latent, str(_extra(manifest, "compression")), shape)  # (N, c, t, h, w)
+    shape = (int(layout_entry(manifest, "num_latents")), *(int(s) for s in layout_entry(manifest, "latent_shape")))
+    z = decompress(latent, str(layout_entry(manifest, "compression")), shape)  # (N, c, t, h, w)
     device = z.device
     codec = codec_for_set(tensors, manifest, device)
     videos = [codec.decode(z[s : s + DECODE_BATCH]) for s in range(0, shape[0], DECODE_BATCH)]  # [0, 1]
@@ -160,18 +155,54 @@ def decode_latent_set(tensors: dict[str, torch.Tensor], manifest: Any) -> torch.
     return normalize_unit(out.float().to(device), list(manifest.mean), list(manifest.std))
 
 
-def latent_storage(tensors: dict[str, torch.Tensor], manifest: Any) -> dict[str, Any]:
-    """Bytes by part: ``latent_bytes``, ``decoder_bytes`` (+ whether embedded), ``pixel_equivalent_ipc``."""
+def latent_storage(tensors: dict[str, torch.Tensor], manifest: Any) -> KindStorage:
+    """Bytes by part (the latents; the decoder, embedded or referenced) and the pixel-equivalent IPC of
+    the latents: their bytes over one class-balanced IPC of float32 pixels."""
     latent, codec = split_tensors(tensors)
-    latent_bytes = sum(t.numel() * t.element_size() for t in latent.values())
-    embedded_bytes = sum(t.numel() * t.element_size() for t in codec.values())
-    info = manifest.extra.get("codec") or {}
+    latent_bytes = int(sum(t.numel() * t.element_size() for t in latent.values()))
+    embedded_bytes = int(sum(t.numel() * t.element_size() for t in codec.values()))
+    info = manifest.layout.get("codec") or {}
+    decoder = embedded_bytes if codec else int(manifest.layout.get("decoder_bytes", info.get("weight_bytes", 0)))
     video_shape = (len(manifest.mean), *manifest.spec.shape)
     per_ipc = pixel_bytes_per_video(video_shape) * len(manifest.classes)
-    return {
-        "latent_bytes": int(latent_bytes),
-        "decoder_bytes": int(embedded_bytes if codec else manifest.extra.get("decoder_bytes",
-                                                                             info.get("weight_bytes", 0))),
-        "codec_embedded": bool(codec),
-        "pixel_equivalent_ipc": latent_bytes / per_ipc if per_ipc else float("nan"),
-    }
+    equivalent = latent_bytes / per_ipc if per_ipc else float("nan")
+    match = manifest.equal_storage_ipc
+    fit = f", chosen to fit pixel IPC {match}" if match is not None else ""
+    where = "embedded, counted above" if codec else "referenced, not counted above"
+    return KindStorage(
+        parts={"latents": latent_bytes, "decoder": decoder}, equivalent_ipc=equivalent,
+        external_bytes=0 if codec else decoder,
+        notes=(f"latent set: {latent_bytes:,} latent bytes = pixel-equivalent IPC {equivalent:.3g} (float32 pixels)"
+               f"{fit}; decoder {decoder:,} bytes ({where})",))
+
+
+def describe_latent(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> list[tuple[str, str]]:
+    """``videodd info`` rows: the latents, their bytes, the decoder and the pixel-equivalent IPC."""
+    part = latent_storage(tensors, manifest)
+    m = manifest.layout
+    codec = m.get("codec") or {}
+    embedded = bool(split_tensors(tensors)[1])
+    where = "embedded in this file" if embedded else (
+        f"not in this file: {codec.get('kind')}:{codec.get('path')} (sha256 {str(codec.get('sha256'))[:16]})")
+    match = manifest.equal_storage_ipc
+    budget = m.get("budget_bytes")
+    budget_text = (f"; chosen to fit pixel IPC {match} ({human_bytes(int(budget))})" if match is not None
+                   else f"; chosen to fit {human_bytes(int(budget))}" if budget is not None else "")
+    err = (manifest.info.get("reconstruction_error") or {}).get("total")
+    latent_bytes, decoder = part.parts["latents"], part.parts["decoder"]
+    return [
+        ("latents", f"{m.get('num_latents')} x {tuple(m.get('latent_shape') or ())}, compression "
+                    f"{m.get('compression')}" + (f" (relative error {err:.3g})" if err is not None else "")),
+        ("latent bytes", f"{human_bytes(latent_bytes)} ({latent_bytes:,})"),
+        ("decoder bytes", f"{human_bytes(decoder)} ({decoder:,}), {where}"),
+        ("pixel-eq. IPC", f"{part.equivalent_ipc:.3g} (latent bytes / bytes of one float32 pixel IPC)" + budget_text),
+    ]
+
+
+def materialize_latent(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """Codec latents: decompress ``latent.*``, decode with the referenced (or embedded) codec, normalize."""
+    return decode_latent_set(tensors, manifest)
+
+
+register_kind(Kind("latent", materialize=materialize_latent, check=check_latent_set, storage=latent_storage,
+                   describe=describe_latent))

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from videodd.data.spec import ClipSpec
+from videodd.errors import VideoddError
 
 __all__ = ["DecodeError", "ClipInfo", "sample_indices", "read_clip", "list_frame_files", "IMAGE_SUFFIXES"]
 
@@ -46,7 +47,7 @@ _SAMPLINGS = ("center", "random", "cached_random", "uniform")
 _Sampler = Callable[[int], "tuple[np.ndarray, int, int, str | None]"]  # num_frames -> sample_indices(...)
 
 
-class DecodeError(ValueError):
+class DecodeError(VideoddError, ValueError):
     """A video or frame folder cannot be read; ``.path`` and ``.reason``; ``str()`` names both."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

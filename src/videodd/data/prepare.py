@@ -43,6 +43,7 @@ import numpy as np
 
 from videodd.data.spec import ClipSpec
 from videodd.data.store import ClipStore, StoreError, StoreMeta, write_manifest
+from videodd.errors import VideoddError
 from videodd.io import atomic_dir, atomic_path, write_json
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ DEFAULT_CHUNK_SIZE = 16
 CHUNK_SIZE_ENV = "VIDEODD_PREPARE_CHUNK"  # lets tests and benchmarks use tiny chunks without a flag
 
 
-class PrepareError(ValueError):
+class PrepareError(VideoddError, ValueError):
     """prepare cannot go on: unfinished work with other settings, a class without clips, bad options."""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from videodd.data.spec import ClipSpec
+from videodd.errors import VideoddError
 from videodd.io import atomic_dir
 
 if TYPE_CHECKING:  # torch is imported lazily: prepare's worker processes use this module without it
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # torch is imported lazily: prepare's worker processes use th
 STORE_FORMAT_VERSION = 1
 
 
-class StoreError(ValueError):
+class StoreError(VideoddError, ValueError):
     """A ClipStore is missing, corrupt or does not match what it is used with."""
 
 
@@ -302,6 +303,16 @@ class ClipStore:
         raw = np.empty((len(idx), *self.clips.shape[1:]), dtype=np.uint8)
         raw[order] = self.clips[idx[order]]
         return normalize_uint8(torch.from_numpy(raw).to(device), self.meta.mean, self.meta.std)
+
+    def raw(self, indices: np.ndarray | list[int]) -> torch.Tensor:
+        """The uint8 clips ``(n, T, H, W, C)`` as stored, for the given indices (a copy)."""
+        import torch
+
+        return torch.from_numpy(self.clips[np.asarray(indices, dtype=np.int64)].copy())
+
+    def source_id(self, i: int) -> str:
+        """The source video of clip ``i`` (its path relative to the dataset root), or ``index:i``."""
+        return self.meta.source_ids[i] if i < len(self.meta.source_ids) else f"index:{i}"
 
     def labels_tensor(self, indices: np.ndarray | list[int] | None = None) -> torch.Tensor:
         import torch

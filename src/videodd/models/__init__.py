@@ -1,39 +1,18 @@
-"""Model registry. Every model takes ``(N, C, T, H, W)`` and offers ``forward -> (N, K)``
-logits and ``embed -> (N, F)`` features.
+"""Models: a registry of video classifiers (``create_model``), all ``(N, C, T, H, W) -> (N, K)`` with
+an ``embed`` to ``(N, F)`` features. Importing the package registers every model."""
 
->>> model = create_model("convnet3d", num_classes=50, input_shape=(3, 16, 112, 112))
-"""
+from videodd.models import convnet3d, framewise, resnet3d  # noqa: F401  (registers the models)
+from videodd.models.base import (
+    AUTO,
+    CPU_INPUT,
+    MODELS,
+    auto_model,
+    create_model,
+    list_models,
+    min_input,
+    register_model,
+    resolve_model,
+)
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from torch import nn
-
-from videodd.registry import Registry
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
-
-
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a factory ``f(num_classes, input_shape, **kw) -> nn.Module``."""
-    return MODELS.register(name)
-
-
-def create_model(name: str, num_classes: int, input_shape: tuple[int, int, int, int], **kwargs) -> nn.Module:
-    """Build a registered model.
-
-    Args:
-        name: registry name (see ``list_models()``).
-        num_classes: number of output logits K.
-        input_shape: ``(C, T, H, W)`` of one input video.
-    """
-    return MODELS.get(name)(num_classes=num_classes, input_shape=tuple(input_shape), **kwargs)
-
-
-def list_models() -> list[str]:
-    return MODELS.names()
-
-
-# Importing the modules registers their models.
-from videodd.models import convnet3d, framewise, resnet3d  # noqa: E402,F401
+__all__ = ["AUTO", "CPU_INPUT", "MODELS", "auto_model", "create_model", "list_models", "min_input", "register_model",
+           "resolve_model"]

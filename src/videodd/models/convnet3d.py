@@ -19,7 +19,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from videodd.models import register_model
+from videodd.models.base import register_model
+
+# the published layout's stride-2 7x7 convs and pools need frames of 64 px
+PUBLISHED_MIN = (3, 8, 64, 64)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -110,19 +113,19 @@ class ConvNet3D(nn.Module):
         return logits.flatten(2).amax(dim=2)  # (N, K)
 
 
-@register_model("convnet3d")
+@register_model("convnet3d", min_input=PUBLISHED_MIN)
 def convnet3d(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
     """The published ConvNet3D (3.65 M parameters at 50 classes), for 8x64x64 and 16x112x112."""
     return ConvNet3D(num_classes, input_shape, **kw)
 
 
-@register_model("convnet3d-in")
+@register_model("convnet3d-in", min_input=PUBLISHED_MIN)
 def convnet3d_in(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
     """ConvNet3D with instance norm after each conv."""
     return ConvNet3D(num_classes, input_shape, norm="instance", **kw)
 
 
-@register_model("convnet3d-bn")
+@register_model("convnet3d-bn", min_input=PUBLISHED_MIN)
 def convnet3d_bn(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet3D:
     """ConvNet3D with batch norm after each conv ("MiniC3D" of the large-scale study)."""
     return ConvNet3D(num_classes, input_shape, norm="batch", **kw)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from videodd.models import register_model
+from videodd.models.base import register_model
 
 HEADS = ("mean", "mlp", "lstm", "rnn", "gru")
 _RECURRENT = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}
@@ -164,7 +164,7 @@ _register("rnn", "Frame-wise 2D ConvNet, frame features fused by a tanh RNN (hid
 _register("gru", "Frame-wise 2D ConvNet, frame features fused by a GRU (hidden 128, last state).")
 
 
-@register_model("convnet2d")
+@register_model("convnet2d", min_input=(3, 1, 32, 32))  # still frames: T = 1
 def convnet2d(num_classes: int, input_shape: tuple[int, ...], **kw) -> ConvNet2D:
     """The DC/DM image ConvNet (3x conv-128, instance norm) on still frames (N, C, H, W) or (N, C, 1, H, W)."""
     return ConvNet2D(num_classes, input_shape, **kw)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from videodd.models import register_model
+from videodd.models.base import register_model
 
 
 class BasicBlock3D(nn.Module):

@@ -15,22 +15,19 @@ at initialisation. The default (0) is DM as published (DESIGN section 7).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videodd.augment import AugmentConfig, AugmentParams, apply_augment, sample_params
-from videodd.data.store import ClipStore
-from videodd.models import create_model
-from videodd.objectives import OBJECTIVES, ObjectiveOutput
-from videodd.objectives.pool import load_pool_state, new_pool, pool_state
-from videodd.seeding import make_generator, seeded
-from videodd.synthesis import Parametrization
+from videodd.augment import AugmentParams, apply_augment, sample_params
+from videodd.data.clips import ClipSource
+from videodd.methods import MethodSpec, register_method
+from videodd.objectives.base import NetworkPool, Objective, ObjectiveOutput, ObjectiveSetup, register_objective
+from videodd.seeding import seeded
+from videodd.synthesis.base import Parametrization
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -89,46 +86,23 @@ class DMOptions:
             raise ValueError(f"pool_lr must be > 0, got {self.pool_lr}")
 
 
-@OBJECTIVES.register("dm")
-class DistributionMatching:
-    """DM objective over a ClipStore. Config fields used: ``model``, ``batch_real``, ``augment``,
-    ``amp`` and ``objective`` (see :class:`DMOptions`)."""
+@register_objective("dm")
+class DistributionMatching(Objective):
+    """DM objective. Setup used: ``model``, ``batch_real``, ``augment``, ``amp``; options: :class:`DMOptions`."""
 
     Options = DMOptions
+    options: DMOptions
 
-    def __init__(self, store: ClipStore, cfg, device: torch.device) -> None:
-        from videodd.distill import component_options
-
-        self.store = store
-        self.cfg = cfg
-        self.device = device
-        self.options: DMOptions = component_options(type(self), cfg.objective, "objective dm")
-        self.num_classes = store.num_classes
-        self.members = [store.class_indices(c) for c in range(store.num_classes)]
-        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment))
+    def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: DMOptions | None = None) -> None:
+        super().__init__(store, setup, options)
         # the pool (pool_size > 0) is drawn from the run's generator on the first call
-        self.pool: list[nn.Module] = []
-        self.pool_opts: list[torch.optim.Optimizer] = []
-        self.pool_steps: list[int] = []
-
-    def sample_real(self, generator: torch.Generator) -> tuple[np.ndarray, torch.Tensor]:
-        """``batch_real`` random clips of every class (all of a class if it has fewer)."""
-        idx, lab = [], []
-        for c, members in enumerate(self.members):
-            take = torch.randperm(len(members), generator=generator)[: self.cfg.batch_real].numpy()
-            idx.append(members[take])
-            lab.append(np.full(len(take), c))
-        return np.concatenate(idx), torch.from_numpy(np.concatenate(lab)).to(self.device)
+        o = self.options
+        self.pool = NetworkPool(self._new_net, o.pool_size, o.pool_max_steps)
 
     # -- the network pool (pool_size > 0) ----------------------------------------------------------
     def _new_net(self, generator: torch.Generator) -> tuple[nn.Module, torch.optim.Optimizer]:
-        net = self._fresh_network(generator)
+        net = self.new_network(generator)
         return net, torch.optim.SGD(net.parameters(), lr=self.options.pool_lr, momentum=0.9)
-
-    def _build_pool(self, generator: torch.Generator) -> None:
-        o = self.options
-        self.pool, self.pool_opts, self.pool_steps = new_pool(lambda: self._new_net(generator), o.pool_size,
-                                                              o.pool_max_steps)
 
     def train_pool_net(self, i: int, real: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> float:
         """One SGD step of pool network ``i`` on ``pool_batch`` of the real clips; reset it when it is old.
@@ -136,10 +110,9 @@ class DistributionMatching:
         Taken before the network is used for matching: stepping it after would modify weights that
         the matching loss's graph still holds.
         """
-        if self.pool_steps[i] >= self.options.pool_max_steps:
-            self.pool[i], self.pool_opts[i] = self._new_net(generator)
-            self.pool_steps[i] = 0
-        net, opt = self.pool[i], self.pool_opts[i]
+        if self.pool.steps[i] >= self.options.pool_max_steps:
+            self.pool.replace(i, generator)
+        net, opt = self.pool.models[i], self.pool.optimizers[i]
         take = torch.randperm(len(real), generator=generator)[: self.options.pool_batch].to(real.device)
         net.train()
         net.requires_grad_(True)
@@ -148,30 +121,24 @@ class DistributionMatching:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        self.pool_steps[i] += 1
+        self.pool.steps[i] += 1
         return float(loss.detach())
-
-    def _fresh_network(self, generator: torch.Generator) -> nn.Module:
-        with seeded(generator):
-            net = create_model(self.cfg.model, self.num_classes, self.store.video_shape)
-        return net.to(self.device)
 
     def _pool_network(self, real: torch.Tensor, labels: torch.Tensor,
                       generator: torch.Generator) -> tuple[nn.Module, dict[str, float]]:
         """A random pool network, one SGD step further on ``real``."""
         if not self.pool:
-            self._build_pool(generator)
+            self.pool.build(generator)
         i = int(torch.randint(len(self.pool), (1,), generator=generator).item())
         net_loss = self.train_pool_net(i, real, labels, generator)
-        return self.pool[i], {"net": float(i), "net_loss": net_loss}
+        return self.pool.models[i], {"net": float(i), "net_loss": net_loss}
 
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
         pooled = self.options.pool_size > 0
         # without a pool the network is drawn before the real batch (the order of the generator's draws)
-        net = None if pooled else self._fresh_network(generator)
+        net = None if pooled else self.new_network(generator)
         metrics: dict[str, float] = {}
-        real_idx, real_lab = self.sample_real(generator)
-        real = self.store.batch(real_idx, self.device)  # (K*B, C, T, H, W)
+        real, real_lab = self.sample_real(generator)  # (K*B, C, T, H, W)
         if net is None:
             net, metrics = self._pool_network(real, real_lab, generator)
         net.train()
@@ -182,9 +149,7 @@ class DistributionMatching:
         # One draw per class, shared by the class's real and synthetic clips (siamese).
         real = augment_by_class(real, real_lab, params)
         syn_videos = augment_by_class(syn.videos, syn_lab, params)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
-                    else contextlib.nullcontext())
-        with autocast:
+        with self.autocast():
             with torch.no_grad():
                 real_feat = net.embed(real).float()  # (K*B, F)
             syn_feat = net.embed(syn_videos).float()  # (K*ipc, F)
@@ -194,15 +159,18 @@ class DistributionMatching:
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The pool's weights, SGD states and step counters (empty without a pool)."""
-        if not self.pool:
-            return {}
-        return pool_state(self.pool, self.pool_opts, self.pool_steps)
+        return self.pool.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
-            self.pool, self.pool_opts, self.pool_steps = [], [], []
-            return
-        # any initialisation will do (the weights are overwritten); a throwaway generator keeps the
-        # run's generator and the global RNG untouched
-        self._build_pool(make_generator(0))
-        self.pool_steps = load_pool_state(self.pool, self.pool_opts, state)
+        self.pool.load_state_dict(state)
+
+
+register_method(
+    MethodSpec(
+        "dm",
+        "distribution matching: pixels pulled to the real class-mean embedding of fresh random networks",
+        parametrization="pixels",
+        objective="dm",
+        defaults={"lr": 1.0, "momentum": 0.5},
+    )
+)

@@ -47,10 +47,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from videodd.augment import AugmentConfig, AugmentParams, apply_augment, apply_augment_grouped, sample_params
-from videodd.models import create_model
-from videodd.objectives import OBJECTIVES, ObjectiveOutput
-from videodd.seeding import make_generator, seeded
-from videodd.synthesis import Parametrization
+from videodd.data.clips import ClipSource
+from videodd.methods import MethodSpec, register_method
+from videodd.objectives.base import Objective, ObjectiveOutput, ObjectiveSetup, register_objective
+from videodd.seeding import make_generator
+from videodd.synthesis.base import Parametrization
 from videodd.train import TrainConfig, fit, loss_fn
 
 DISTANCES = ("ours", "mse", "cos")
@@ -254,50 +255,27 @@ class GradientMatchingOptions:
             raise ValueError("lr_net > 0, batch_train >= 1 and bn_real_per_class >= 1 are required")
 
 
-@OBJECTIVES.register("dc")
-class GradientMatching:
+@register_objective("dc")
+class GradientMatching(Objective):
     """Gradient matching (DC/DSA): per-class gradients of a network trained alongside the set.
 
-    Config fields used: ``model``, ``batch_real``, ``augment``, ``ipc`` and ``objective`` (see
-    :class:`GradientMatchingOptions`). ``store`` needs ``num_classes``, ``video_shape``,
-    ``class_indices(c)`` and ``batch(indices, device)`` (a ClipStore, or a frame store of the same
-    interface for image distillation).
+    Setup used: ``model``, ``batch_real``, ``augment``, ``ipc``; options: :class:`GradientMatchingOptions`.
+    ``store`` may be a ClipStore or a frame view of one (image distillation).
     """
 
     Options = GradientMatchingOptions
+    options: GradientMatchingOptions
 
-    def __init__(self, store: Any, cfg: Any, device: torch.device) -> None:
-        from videodd.distill import component_options
-
-        self.store = store
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.options: GradientMatchingOptions = component_options(type(self), cfg.objective, "objective dc")
-        outer, inner = default_loops(cfg.ipc)
+    def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: GradientMatchingOptions | None = None
+                 ) -> None:
+        super().__init__(store, setup, options)
+        outer, inner = default_loops(setup.ipc)
         self.outer_loop = self.options.outer_loop if self.options.outer_loop is not None else outer
         self.inner_loop = self.options.inner_loop if self.options.inner_loop is not None else inner
-        self.num_classes = store.num_classes
-        self.members = [np.asarray(store.class_indices(c)) for c in range(store.num_classes)]
-        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment))
         self.net: nn.Module | None = None
         self.position = 0  # outer steps already taken with self.net
 
     # -- pieces ----------------------------------------------------------------------------------
-    def new_network(self, generator: torch.Generator) -> nn.Module:
-        with seeded(generator):
-            net = create_model(self.cfg.model, self.num_classes, tuple(self.store.video_shape))
-        return net.to(self.device)
-
-    def sample_real(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``per_class`` random samples of every class (all of a class that has fewer), grouped by class."""
-        idx, lab = [], []
-        for c, members in enumerate(self.members):
-            take = torch.randperm(len(members), generator=generator)[:per_class].numpy()
-            idx.append(members[take])
-            lab.append(np.full(len(take), c))
-        real = self.store.batch(np.concatenate(idx), self.device)
-        return real, torch.from_numpy(np.concatenate(lab)).to(self.device)
-
     def train_network(self, param: Parametrization, generator: torch.Generator) -> None:
         """DC's inner loop: ``inner_loop`` epochs of plain SGD on the current synthetic set (train.fit)."""
         if self.inner_loop == 0:
@@ -323,10 +301,10 @@ class GradientMatching:
         net = self.net
         net.requires_grad_(True)
         if has_batchnorm(net):
-            bn_real, _ = self.sample_real(self.options.bn_real_per_class, generator)
+            bn_real, _ = self.sample_real(generator, self.options.bn_real_per_class)
             freeze_batchnorm(net, bn_real)
         net.eval()  # dropout off, BatchNorm on its frozen statistics: the same function for both passes
-        real, real_lab = self.sample_real(self.cfg.batch_real, generator)
+        real, real_lab = self.sample_real(generator)
         syn = param()
         augment = [sample_params(self.aug_cfg, generator) for _ in range(self.num_classes)] if self.aug_cfg.ops \
             else None
@@ -353,3 +331,16 @@ class GradientMatching:
             self.net.load_state_dict(state["net"])
         else:
             self.net = None
+
+
+register_method(
+    MethodSpec(
+        "dc",
+        "gradient matching (DC/DSA): per-class gradients of a network trained on the set, matched to real ones",
+        parametrization="pixels",
+        objective="dc",
+        # The step chosen on synth-actions' validation split (benchmarks/RESULTS.md 3b; 0.5 damaged the clips);
+        # DC's own lr_img 0.1 is for its loss scale on CIFAR. DC's ConvNet uses instance norm.
+        defaults={"lr": 0.01, "momentum": 0.5, "model": "convnet3d-s-in"},
+    )
+)

@@ -31,7 +31,6 @@ siamese draw to the real batch and the synthetic set.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +39,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videodd.augment import AugmentConfig, sample_params
-from videodd.models import create_model
-from videodd.objectives import OBJECTIVES, ObjectiveOutput
+from videodd.augment import sample_params
+from videodd.data.clips import ClipSource
+from videodd.methods import MethodSpec, register_method
+from videodd.objectives.base import (
+    NetworkPool,
+    Objective,
+    ObjectiveExport,
+    ObjectiveOutput,
+    ObjectiveSetup,
+    register_objective,
+)
 from videodd.objectives.gradient import augment_any
-from videodd.objectives.pool import load_pool_state, new_pool, pool_state
-from videodd.seeding import make_generator, seeded
-from videodd.synthesis import Parametrization
+from videodd.seeding import seeded
+from videodd.synthesis.base import Parametrization
 
 
 def krr_predict(feat_syn: torch.Tensor, labels_syn: torch.Tensor, feat_target: torch.Tensor,
@@ -118,48 +124,32 @@ class KRROptions:
             raise ValueError(f"target_batch must be >= 1, got {self.target_batch}")
 
 
-@OBJECTIVES.register("krr")
-class KernelRidgeRegression:
+@register_objective("krr")
+class KernelRidgeRegression(Objective):
     """FRePo: kernel ridge regression on the features of a pool of online-trained networks.
 
-    Config fields used: ``model`` (the pool's architecture), ``batch_real``, ``augment``, ``amp``
-    (bfloat16 feature passes on CUDA) and ``objective`` (see :class:`KRROptions`).
+    Setup used: ``model`` (the pool's architecture), ``batch_real``, ``augment``, ``amp`` (bfloat16
+    feature passes on CUDA); options: :class:`KRROptions`.
     """
 
     Options = KRROptions
+    options: KRROptions
 
-    def __init__(self, store: Any, cfg: Any, device: torch.device) -> None:
-        from videodd.distill import component_options
-
-        self.store = store
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.options: KRROptions = component_options(type(self), cfg.objective, "objective krr")
-        self.num_classes = store.num_classes
-        self.members = [np.asarray(store.class_indices(c)) for c in range(store.num_classes)]
-        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment))
+    def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: KRROptions | None = None) -> None:
+        super().__init__(store, setup, options)
         # the pool is drawn from the run's generator on the first call (the constructor has none)
-        self.models: list[nn.Module] = []
-        self.optimizers: list[torch.optim.Optimizer] = []
-        self.steps: list[int] = []
+        self.pool = NetworkPool(self._new_model, self.options.num_models, self.options.max_online_steps)
         self.pending: int | None = None  # the network that owes its step on the updated set
         self.learned_labels = False
 
     # -- the pool --------------------------------------------------------------------------------
     def _new_model(self, generator: torch.Generator) -> tuple[nn.Module, torch.optim.Optimizer]:
-        with seeded(generator):
-            model = create_model(self.cfg.model, self.num_classes, tuple(self.store.video_shape))
-        model.to(self.device)
+        model = self.new_network(generator)
         return model, torch.optim.Adam(model.parameters(), lr=self.options.model_lr)
-
-    def _build_pool(self, generator: torch.Generator) -> None:
-        o = self.options
-        self.models, self.optimizers, self.steps = new_pool(lambda: self._new_model(generator), o.num_models,
-                                                            o.max_online_steps)
 
     def train_model(self, i: int, param: Parametrization, generator: torch.Generator) -> float:
         """One Adam step of pool network ``i`` on (a batch of) the synthetic set; reset when it is old."""
-        model, opt = self.models[i], self.optimizers[i]
+        model, opt = self.pool.models[i], self.pool.optimizers[i]
         with torch.no_grad():
             syn = param()
         videos = syn.videos.detach()
@@ -175,44 +165,35 @@ class KernelRidgeRegression:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        self.steps[i] += 1
-        if self.steps[i] >= self.options.max_online_steps:
-            self.models[i], self.optimizers[i] = self._new_model(generator)
-            self.steps[i] = 0
+        self.pool.steps[i] += 1
+        if self.pool.steps[i] >= self.options.max_online_steps:
+            self.pool.replace(i, generator)
         return float(loss.detach())
 
     # -- data ------------------------------------------------------------------------------------
-    def sample_real(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def target_batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The target batch: ``target_batch`` clips uniformly, or ``batch_real`` of every class."""
-        if self.options.target_batch is not None:
-            n = sum(len(m) for m in self.members)
-            idx = torch.randperm(n, generator=generator)[: self.options.target_batch].numpy()
-            idx = np.sort(idx)
-            labels = self.store.labels_tensor(idx).long()
-        else:
-            parts, labs = [], []
-            for c, members in enumerate(self.members):
-                take = torch.randperm(len(members), generator=generator)[: self.cfg.batch_real].numpy()
-                parts.append(members[take])
-                labs.append(np.full(len(take), c))
-            idx = np.concatenate(parts)
-            labels = torch.from_numpy(np.concatenate(labs)).long()
+        if self.options.target_batch is None:
+            return self.sample_real(generator)
+        n = sum(len(m) for m in self.members)
+        idx = np.sort(torch.randperm(n, generator=generator)[: self.options.target_batch].numpy())
+        labels = self.store.labels_tensor(idx).long()
         return self.store.batch(idx, self.device), labels.to(self.device)
 
     # -- the objective ---------------------------------------------------------------------------
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
         metrics: dict[str, float] = {}
-        if not self.models:
-            self._build_pool(generator)
+        if not self.pool:
+            self.pool.build(generator)
         if self.pending is not None:
             # the step owed by the network used last time, on the set the loop just updated
             metrics["model_loss"] = self.train_model(self.pending, param, generator)
             self.pending = None
-        i = int(torch.randint(len(self.models), (1,), generator=generator).item())
-        model = self.models[i]
+        i = int(torch.randint(len(self.pool), (1,), generator=generator).item())
+        model = self.pool.models[i]
         model.eval()  # features of the network as it is: dropout off, BatchNorm on running statistics
         model.requires_grad_(False)
-        real, real_lab = self.sample_real(generator)
+        real, real_lab = self.target_batch(generator)
         syn = param()
         videos = syn.videos
         if self.aug_cfg.ops:
@@ -221,9 +202,7 @@ class KernelRidgeRegression:
         self.learned_labels = syn.labels.ndim == 2
         y_syn = syn.labels.float() if self.learned_labels else centered_onehot(syn.labels, self.num_classes)
         y_target = centered_onehot(real_lab, self.num_classes)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
-                    else contextlib.nullcontext())
-        with autocast:
+        with self.autocast():
             with torch.no_grad():
                 f_target = model.embed(real)  # (B, F)
             f_syn = model.embed(videos)  # (N, F)
@@ -239,28 +218,34 @@ class KernelRidgeRegression:
         self.pending = i
         return ObjectiveOutput(loss, metrics)
 
-    def export(self) -> dict[str, Any]:
+    def export(self) -> ObjectiveExport:
         """Learned labels are regression targets: evaluation trains on them with the mse label loss."""
-        return {"label_loss": "mse"} if self.learned_labels else {}
+        return ObjectiveExport(label_loss="mse" if self.learned_labels else "ce")
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Every pool network's weights, its Adam state and step counter, and the pending step."""
-        if not self.models:
+        if not self.pool:
             return {}
-        return {
-            **pool_state(self.models, self.optimizers, self.steps),
-            "pending": -1 if self.pending is None else self.pending,
-            "learned_labels": self.learned_labels,
-        }
+        return {**self.pool.state_dict(), "pending": -1 if self.pending is None else self.pending,
+                "learned_labels": self.learned_labels}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
-            self.models, self.optimizers, self.steps, self.pending = [], [], [], None
-            return
-        # any initialisation will do (the weights are overwritten); a throwaway generator keeps the
-        # run's generator and the global RNG untouched
-        self._build_pool(make_generator(0))
-        self.steps = load_pool_state(self.models, self.optimizers, state)
-        self.pending = None if int(state["pending"]) < 0 else int(state["pending"])
+        self.pool.load_state_dict(state)
+        self.pending = None if not state or int(state["pending"]) < 0 else int(state["pending"])
         self.learned_labels = bool(state.get("learned_labels", False))
+
+
+register_method(
+    MethodSpec(
+        "frepo",
+        "FRePo: kernel ridge regression on the features of a pool of online-trained networks, labels learnt too",
+        parametrization="pixels",
+        objective="krr",
+        # FRePo steps pixels and labels with one adaptive optimiser (the video port: Adam); lr 0.01 is the step
+        # chosen on synth-actions' validation split (benchmarks/RESULTS.md 3c). Labels are learnt, as published;
+        # configs/synth-actions/frepo-ipc1.yaml turns that off (validation). No augmentation.
+        defaults={"optimizer": "adam", "lr": 0.01, "augment": [],
+                  "parametrization": {"learn_labels": True, "label_init": "scaled", "label_lr": 0.01}},
+    )
+)

@@ -49,13 +49,13 @@ from typing import Any, Literal
 import torch
 from torch.func import functional_call
 
-from videodd.augment import AugmentConfig, AugmentParams, apply_augment_grouped, sample_params
-from videodd.data.store import ClipStore
-from videodd.models import create_model
-from videodd.objectives import OBJECTIVES, ObjectiveOutput
-from videodd.objectives.experts import ExpertBuffer, ExpertError, check_no_batchnorm, param_layout
-from videodd.seeding import draw_seed, make_generator, seeded
-from videodd.synthesis import Parametrization
+from videodd.augment import AugmentParams, apply_augment_grouped, sample_params
+from videodd.data.clips import ClipSource
+from videodd.methods import MethodSpec, register_method
+from videodd.objectives.base import Objective, ObjectiveExport, ObjectiveOutput, ObjectiveSetup, register_objective
+from videodd.seeding import draw_seed, make_generator
+from videodd.synthesis.base import Parametrization
+from videodd.teachers.experts import ExpertBuffer, ExpertError, check_no_batchnorm, param_layout
 from videodd.train import loss_fn
 
 
@@ -223,33 +223,29 @@ def trajectory_loss(theta: torch.Tensor, start: torch.Tensor, target: torch.Tens
     return (theta - target).pow(2).sum() / dist
 
 
-@OBJECTIVES.register("mtt")
-class TrajectoryMatching:
-    """MTT objective over expert trajectories. Config fields used: ``model``, ``augment`` and ``objective``."""
+@register_objective("mtt")
+class TrajectoryMatching(Objective):
+    """MTT objective over expert trajectories. Setup used: ``model``, ``augment``; options: :class:`MTTOptions`."""
 
     Options = MTTOptions
+    options: MTTOptions
 
-    def __init__(self, store: ClipStore, cfg: Any, device: torch.device) -> None:
-        from videodd.distill import component_options  # distill imports this package
-
-        self.options: MTTOptions = component_options(type(self), cfg.objective, "objective mtt")
-        self.device = torch.device(device)
+    def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: MTTOptions | None = None) -> None:
+        super().__init__(store, setup, options)
         self.buffer = ExpertBuffer(self.options.experts)
         self.buffer.check_store(store, fingerprint=self.options.check_store)
-        with seeded(make_generator(0)):  # a skeleton: its own weights are never used
-            net = create_model(cfg.model, store.num_classes, store.video_shape)
-        check_no_batchnorm(net, cfg.model)
-        self.buffer.check_model(net, cfg.model)
+        net = self.new_network(make_generator(0))  # a skeleton: its own weights are never used
+        check_no_batchnorm(net, setup.model)
+        self.buffer.check_model(net, setup.model)
         need = self.options.last_epoch_needed
         if need > self.buffer.last_epoch:
             raise ExpertError(
                 f"max_start_epoch {self.options.max_start_epoch} and expert_epochs {self.options.expert_epochs} read "
                 f"expert epochs up to {need}, but {self.buffer.root} keeps epochs 0..{self.buffer.last_epoch}; "
                 f"train experts with --keep-epochs {need} or more, or lower max_start_epoch")
-        net.to(self.device).train()  # dropout on, as when the experts trained
+        net.train()  # dropout on, as when the experts trained
         net.requires_grad_(False)
         self.student = Student(net, self.device)
-        self.aug_cfg = AugmentConfig(ops=tuple(cfg.augment)) if cfg.augment else None
         self.unroll = UNROLLS[self.options.unroll]
         self.syn_lr = torch.tensor(self.options.lr_init, device=self.device, requires_grad=self.options.learn_lr)
 
@@ -266,13 +262,15 @@ class TrajectoryMatching:
         with torch.no_grad():
             self.syn_lr.copy_(state["syn_lr"].to(self.device))
 
-    def export(self) -> dict[str, Any]:
+    def export(self) -> ObjectiveExport:
         """The student lr becomes the set's ``learned_lr`` (evaluation trains with it, as published,
         also with ``learn_lr`` off); a non-positive one (only possible with ``min_lr`` 0) is kept
-        aside so that evaluation falls back to its protocol's lr."""
+        aside in ``info`` so that evaluation falls back to its protocol's lr."""
         lr = self.current_lr()
-        key = "learned_lr" if math.isfinite(lr) and lr > 0 else "mtt_unusable_student_lr"
-        return {key: lr, "mtt_experts": str(self.buffer.root)}
+        info = {"mtt_experts": str(self.buffer.root)}
+        if math.isfinite(lr) and lr > 0:
+            return ObjectiveExport(learned_lr=lr, info=info)
+        return ObjectiveExport(info={**info, "mtt_unusable_student_lr": lr})
 
     def current_lr(self) -> float:
         """The student lr as the next iteration (and evaluation) uses it: clipped at ``min_lr``."""
@@ -290,7 +288,7 @@ class TrajectoryMatching:
                 chunks = list(torch.randperm(num_videos, generator=generator).split(batch))
             idx = chunks.pop()
             draws = ([sample_params(self.aug_cfg, generator) for _ in range(len(idx))]
-                     if self.aug_cfg is not None else None)
+                     if self.aug_cfg.ops else None)
             steps.append(StudentStep(idx.to(self.device), draw_seed(generator), draws))
         return steps
 
@@ -309,3 +307,18 @@ class TrajectoryMatching:
         metrics = {"loss": float(loss.detach()), "syn_lr": float(self.syn_lr.detach()),
                    "start_epoch": start_epoch, "expert": expert}
         return ObjectiveOutput(loss, metrics)
+
+
+register_method(
+    MethodSpec(
+        "mtt",
+        "matching training trajectories: student steps on the pixels follow expert trajectories, student lr learnt",
+        parametrization="pixels",
+        objective="mtt",
+        # Published video MTT (Wang et al. 2024, sh/baseline/MTT.sh): SGD momentum 0.5 on the pixels, no
+        # augmentation; its pixel lr (lr_img) is 1e5 for MiniUCF IPC 1 (1e3-1e5 across datasets, configs/).
+        # The default lr here is the CPU-scale choice for synth-actions (benchmarks/tuning/tune_mtt_synth.py).
+        # Experts: `videodd experts`, then --set objective.experts=DIR (required).
+        defaults={"lr": 1000.0, "momentum": 0.5, "augment": []},
+    )
+)

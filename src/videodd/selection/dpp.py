@@ -38,8 +38,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from videodd.data.store import ClipStore
-from videodd.selection import check_ipc, register_selector
+from videodd.methods import MethodSpec, register_method
+from videodd.selection.base import PixelSelector, register_selector
 
 KERNELS = ("rbf", "cosine")
 DEFAULT_JITTER = 1e-6
@@ -130,7 +130,9 @@ def kdpp_sample_kernel(L: torch.Tensor, k: int, generator: torch.Generator) -> t
     a = L.detach().to("cpu", torch.float64)
     lam_t, vecs_t = torch.linalg.eigh((a + a.T) / 2)  # ascending eigenvalues, orthonormal eigenvectors (columns)
     lam, vecs = lam_t.numpy(), vecs_t.numpy()
-    lam = np.clip(lam, 0.0, None)  # round-off makes tiny eigenvalues of a PSD kernel slightly negative
+    # round-off leaves the zero eigenvalues of a rank-deficient PSD kernel at +-n*eps*max, with a sign that
+    # depends on the LAPACK build: they are zeros (otherwise a rank test passes on one CPU and fails on another)
+    lam = np.where(lam > n * np.finfo(np.float64).eps * max(lam.max(), 0.0), lam, 0.0)
     scale = lam.mean()
     if not scale > 0:
         raise ValueError("k-DPP: the kernel is zero")
@@ -206,7 +208,7 @@ def kdpp_subset_probability(L: torch.Tensor, subset: list[int] | tuple[int, ...]
     return float(torch.linalg.det(L[idx][:, idx]) / e_k[k])
 
 
-# -- selector on a ClipStore --------------------------------------------------------------------
+# -- the selector ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DPPOptions:
     """Settings of the k-DPP selector (``--set selector.KEY=VALUE``).
@@ -229,32 +231,21 @@ class DPPOptions:
             raise ValueError(f"jitter must be >= 0, got {self.jitter}")
 
 
-def class_pixels(store: ClipStore, members: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Flattened normalized pixels ``(n, C*T*H*W)`` of the clips ``members`` (the pixel-space features)."""
-    return store.batch(members, device).reshape(len(members), -1)  # (n, C, T, H, W) -> (n, C*T*H*W)
-
-
 @register_selector("dpp")
-def select_dpp(
-    store: ClipStore,
-    ipc: int,
-    generator: torch.Generator,
-    *,
-    options: DPPOptions | None = None,
-    device: str | torch.device = "cpu",
-    **_: object,
-) -> np.ndarray:
+class KDPP(PixelSelector):
     """``ipc`` clips per class by an exact k-DPP on flattened normalized pixels (grouped by class, sorted)."""
-    options = options or DPPOptions()
-    check_ipc(store, ipc)
-    picks = []
-    for c in range(store.num_classes):
-        members = store.class_indices(c)
-        feats = class_pixels(store, members, device)
-        idx = kdpp_sample(feats, ipc, generator, kernel=options.kernel, bandwidth=options.bandwidth,
-                          jitter=options.jitter)
-        picks.append(members[idx.numpy()])
-    return np.concatenate(picks).astype(np.int64)
+
+    Options = DPPOptions
+
+    def choose(self, features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        o = self.options
+        return kdpp_sample(features, k, generator, kernel=o.kernel, bandwidth=o.bandwidth, jitter=o.jitter)
 
 
-select_dpp.Options = DPPOptions  # type: ignore[attr-defined]
+register_method(
+    MethodSpec(
+        "dpp",
+        "k-DPP: diverse real clips per class, exact k-DPP on flattened pixels (RBF, median-heuristic bandwidth)",
+        selector="dpp",
+    )
+)

@@ -1,17 +1,16 @@
 """Herding selection (Welling 2009; as used by iCaRL and the DC benchmark).
 
 Per class, greedily add the clip that keeps the mean of the selected features closest to the
-class-mean feature. Features come from a model trained on the real data (``features.py``).
+class-mean feature. Features come from a network trained on the real data (:mod:`videodd.teachers.features`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from videodd.data.store import ClipStore
-from videodd.selection import register_selector
-from videodd.selection.features import FeatureOptions, select_in_feature_space
+from videodd.methods import MethodSpec, register_method
+from videodd.selection.base import register_selector
+from videodd.selection.feature_space import FeatureSelector
 
 
 def herding_order(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -42,17 +41,16 @@ def herding_order(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @register_selector("herding")
-def select_herding(
-    store: ClipStore,
-    ipc: int,
-    generator: torch.Generator,
-    *,
-    options: FeatureOptions | None = None,
-    device: str | torch.device = "cpu",
-    **_: object,
-) -> np.ndarray:
+class Herding(FeatureSelector):
     """``ipc`` clips per class whose mean feature herds towards the class mean (grouped by class, pick order)."""
-    return select_in_feature_space(store, ipc, generator, herding_order, options, device)
+
+    order = staticmethod(herding_order)
 
 
-select_herding.Options = FeatureOptions  # type: ignore[attr-defined]
+register_method(
+    MethodSpec(
+        "herding",
+        "herding: real clips whose running mean feature (net trained on the real data) tracks the class mean",
+        selector="herding",
+    )
+)

@@ -3,17 +3,16 @@
 The first center is the clip nearest the class-mean feature (deterministic, unlike the random
 first center of the paper, so a selection depends only on the features); then, repeatedly, the
 clip farthest (Euclidean, in feature space) from its nearest chosen center. Features come from a
-model trained on the real data (``features.py``).
+network trained on the real data (:mod:`videodd.teachers.features`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from videodd.data.store import ClipStore
-from videodd.selection import register_selector
-from videodd.selection.features import FeatureOptions, select_in_feature_space
+from videodd.methods import MethodSpec, register_method
+from videodd.selection.base import register_selector
+from videodd.selection.feature_space import FeatureSelector
 
 
 def kcenter_order(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -41,17 +40,16 @@ def kcenter_order(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @register_selector("kcenter")
-def select_kcenter(
-    store: ClipStore,
-    ipc: int,
-    generator: torch.Generator,
-    *,
-    options: FeatureOptions | None = None,
-    device: str | torch.device = "cpu",
-    **_: object,
-) -> np.ndarray:
+class KCenter(FeatureSelector):
     """``ipc`` clips per class by greedy k-center from the class mean (grouped by class, pick order)."""
-    return select_in_feature_space(store, ipc, generator, kcenter_order, options, device)
+
+    order = staticmethod(kcenter_order)
 
 
-select_kcenter.Options = FeatureOptions  # type: ignore[attr-defined]
+register_method(
+    MethodSpec(
+        "kcenter",
+        "k-center: greedy farthest real clips in feature space (net trained on the real data), from the class mean",
+        selector="kcenter",
+    )
+)

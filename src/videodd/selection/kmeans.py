@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from videodd.data.store import ClipStore
-from videodd.selection import check_ipc, register_selector
-from videodd.selection.dpp import class_pixels
+from videodd.methods import MethodSpec, register_method
+from videodd.selection.base import PixelSelector, register_selector
 
 
 @dataclass
@@ -144,25 +142,19 @@ class KMeansOptions:
 
 
 @register_selector("kmeans")
-def select_kmeans(
-    store: ClipStore,
-    ipc: int,
-    generator: torch.Generator,
-    *,
-    options: KMeansOptions | None = None,
-    device: str | torch.device = "cpu",
-    **_: object,
-) -> np.ndarray:
+class KMeansSelector(PixelSelector):
     """``ipc`` clips per class nearest the k-means centres of flattened normalized pixels (by class, sorted)."""
-    options = options or KMeansOptions()
-    check_ipc(store, ipc)
-    picks = []
-    for c in range(store.num_classes):
-        members = store.class_indices(c)
-        idx = kmeans_select(class_pixels(store, members, device), ipc, generator, max_iter=options.max_iter,
-                            n_init=options.n_init)
-        picks.append(members[idx.numpy()])
-    return np.concatenate(picks).astype(np.int64)
+
+    Options = KMeansOptions
+
+    def choose(self, features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        return kmeans_select(features, k, generator, max_iter=self.options.max_iter, n_init=self.options.n_init)
 
 
-select_kmeans.Options = KMeansOptions  # type: ignore[attr-defined]
+register_method(
+    MethodSpec(
+        "kmeans",
+        "k-means: the real clip nearest each k-means centre of the class (flattened normalized pixels)",
+        selector="kmeans",
+    )
+)

@@ -22,11 +22,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from videodd.config import ConfigError
-from videodd.data.store import ClipStore
+from videodd.data.clips import ClipSource
+from videodd.distilled import (
+    DistilledManifest,
+    Kind,
+    KindStorage,
+    check_shape,
+    human_bytes,
+    register_kind,
+    require,
+    tensor_bytes,
+)
 from videodd.selection import SELECTORS, select_random
-from videodd.synthesis import PARAMETRIZATIONS, Parametrization, Synthetic
-from videodd.synthesis.temporal import EXTRA_KEY as TEMPORAL_KEY
-from videodd.synthesis.temporal import INTERPS, MATRIX_KEY, anchor_frames, expand, interp_matrix
+from videodd.synthesis.base import Parametrization, Synthetic, register_parametrization
+from videodd.synthesis.temporal import (
+    INTERPS,
+    LAYOUT_KEY,
+    MATRIX_KEY,
+    anchor_frames,
+    check_temporal,
+    expand,
+    interp_matrix,
+    materialize_temporal,
+    temporal_meta,
+)
 
 LABEL_INITS = ("onehot", "centered", "scaled")
 INIT_SELECTORS = ("herding", "kcenter")
@@ -87,7 +106,7 @@ def initial_labels(labels: torch.Tensor, num_classes: int, init: str) -> torch.T
     raise ValueError(f"unknown label_init {init!r}; valid: {', '.join(LABEL_INITS)}")
 
 
-@PARAMETRIZATIONS.register("pixels")
+@register_parametrization("pixels")
 class Pixels(Parametrization):
     """``ipc`` learnable videos per class, initialised from random real clips or Gaussian noise.
 
@@ -104,8 +123,9 @@ class Pixels(Parametrization):
 
     kind = "pixels"
     Options = PixelsOptions
+    inits = PIXEL_INITS
 
-    def __init__(self, store: ClipStore, ipc: int, generator: torch.Generator, init: str = "real",
+    def __init__(self, store: ClipSource, ipc: int, generator: torch.Generator, init: str = "real",
                  options: PixelsOptions | None = None) -> None:
         super().__init__()
         self.options = options if options is not None else PixelsOptions()
@@ -125,8 +145,8 @@ class Pixels(Parametrization):
             videos = torch.randn(shape, generator=generator)
         elif init in INIT_SELECTORS:
             # start from a selection baseline's clips (herding / k-center with default options)
-            selector = SELECTORS.get(init)
-            videos = store.batch(selector(store, ipc, generator, options=selector.Options(), device="cpu"))
+            selector = SELECTORS.get(init)()
+            videos = store.batch(selector.select(store, ipc, generator, device="cpu"))
         else:
             raise ValueError(f"unknown init {init!r}; valid: {', '.join(PIXEL_INITS)}")
         if videos.shape[2] != small:  # real clips: the frames the interpolation anchors
@@ -181,8 +201,55 @@ class Pixels(Parametrization):
             tensors[MATRIX_KEY] = self.interp.detach().cpu().contiguous()
         return tensors
 
-    def export(self) -> dict:
-        """Manifest extra: the stored frames and the interpolation (temporal compression only)."""
+    def layout(self) -> dict:
+        """The stored frames and the interpolation (temporal compression only)."""
         if not self.temporal:
             return {}
-        return {TEMPORAL_KEY: {"frames": int(self.videos.shape[2]), "interp": self.options.interp}}
+        return {LAYOUT_KEY: {"frames": int(self.videos.shape[2]), "interp": self.options.interp}}
+
+
+# -- the DistilledSet kind ------------------------------------------------------------------------------
+def _check_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
+    meta = temporal_meta(manifest)
+    if meta is not None:
+        check_temporal(tensors, manifest, num_videos, meta)
+        return
+    check_shape(tensors, "videos", manifest, (num_videos, len(manifest.mean), *manifest.spec.shape),
+                layout="(N, C, T, H, W)")
+
+
+def _pixels_storage(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> KindStorage:
+    meta = temporal_meta(manifest)
+    if meta is None:
+        return KindStorage()
+    matrix = tensors.get(MATRIX_KEY)
+    big = manifest.spec.frames
+    return KindStorage(
+        parts={"videos": tensor_bytes(require(tensors, "videos", manifest)),
+               "interp_matrix": 0 if matrix is None else tensor_bytes(matrix)},
+        notes=(f"{meta['frames']} stored frames per video, expanded to T={big} by {meta['interp']} interpolation",))
+
+
+def _describe_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> list[tuple[str, str]]:
+    meta = temporal_meta(manifest)
+    if meta is None:
+        return []
+    big = manifest.spec.frames
+    matrix = (f"; learned ({big}, {meta['frames']}) matrix "
+              f"{human_bytes(_pixels_storage(tensors, manifest).parts['interp_matrix'])}"
+              if meta["interp"] == "learned" else "")
+    return [("temporal", f"{meta['frames']} stored frames per video, expanded to T={big} by {meta['interp']} "
+                         f"interpolation ({meta['frames']}/{big} of the pixels{matrix})")]
+
+
+def _materialize_pixels(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """Synthetic pixels: ``videos`` float (N, C, T, H, W), already in normalized space; with temporal
+    compression ``(N, C, t, H, W)`` expanded to ``T`` frames (:mod:`videodd.synthesis.temporal`)."""
+    meta = temporal_meta(manifest)
+    if meta is not None:
+        return materialize_temporal(tensors, manifest, meta)
+    return require(tensors, "videos", manifest).float()
+
+
+register_kind(Kind("pixels", materialize=_materialize_pixels, check=_check_pixels, storage=_pixels_storage,
+                   describe=_describe_pixels))

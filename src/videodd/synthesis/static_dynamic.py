@@ -37,16 +37,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from videodd.data.clips import ClipSource
 from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
+from videodd.distilled import DistilledManifest, DistilledSet, Kind, KindStorage, human_bytes, register_kind
+from videodd.methods import MethodSpec, register_method
 from videodd.seeding import draw_seed, seeded
 from videodd.selection import select_random
-from videodd.synthesis import PARAMETRIZATIONS, Parametrization, Synthetic
+from videodd.synthesis.base import Parametrization, Synthetic, register_parametrization
 
 MODES = ("concat", "add")
 PAIRINGS = ("random", "fixed")
 H_PREFIX = "h."
-EXTRA_KEY = "static_dynamic"
+LAYOUT_KEY = "static_dynamic"
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,6 @@ def repeat_statics(statics: torch.Tensor, s_idx: torch.Tensor, frames: int) -> t
 
 def load_statics(path: str, store: ClipStore, spc: int | None) -> torch.Tensor:
     """The stills of a stage-1 DistilledSet, grouped by class: ``(K*spc, C, 1, H, W)``."""
-    from videodd.distilled import DistilledSet  # lazy: distilled imports this module lazily too
-
     dset = DistilledSet.load(path)
     if list(dset.manifest.classes) != list(store.classes):
         raise ValueError(f"statics {path}: classes {dset.manifest.classes[:5]} differ from the store's "
@@ -166,7 +167,7 @@ def load_statics(path: str, store: ClipStore, spc: int | None) -> torch.Tensor:
     return grouped[rows].contiguous()
 
 
-@PARAMETRIZATIONS.register("static_dynamic")
+@register_parametrization("static_dynamic")
 class StaticDynamic(Parametrization):
     """Frozen statics, learnable per-class dynamic maps and a shared hallucinator (see the module docstring).
 
@@ -174,14 +175,16 @@ class StaticDynamic(Parametrization):
         store: the training ClipStore (classes, clip shape, real frames for ``statics="init"``).
         ipc: synthetic videos per class (the pairs materialized at each forward).
         generator: draws the initial statics (``init``), dynamics, H's weights and the pairing seed.
-        init: unused (the statics come from ``options.statics``; the dynamics start as Gaussian noise).
+        init: ``real`` only: the statics come from ``options.statics`` (real frames or a stage-1 set),
+            the dynamics start as Gaussian noise, as released.
         options: :class:`StaticDynamicOptions`.
     """
 
     kind = "static_dynamic"
     Options = StaticDynamicOptions
+    inits = ("real",)
 
-    def __init__(self, store: ClipStore, ipc: int, generator: torch.Generator, init: str = "real",
+    def __init__(self, store: ClipSource, ipc: int, generator: torch.Generator, init: str = "real",
                  options: StaticDynamicOptions | None = None) -> None:
         super().__init__()
         self.options = opts = options if options is not None else StaticDynamicOptions()
@@ -237,13 +240,13 @@ class StaticDynamic(Parametrization):
             tensors.update({H_PREFIX + name: p for name, p in self.h.state_dict().items()})
         return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
 
-    def export(self) -> dict[str, Any]:
-        """What the materializer needs besides the tensors (manifest extra)."""
+    def layout(self) -> dict[str, Any]:
+        """What the materializer needs besides the tensors."""
         meta = {"spc": self.spc, "dpc": self.dpc, "mode": self.options.mode, "width": self.options.width,
                 "statics": self.options.statics, "train_h": self.options.train_h}
         if not self.options.dynamics:
             meta["dynamics"] = False  # statics only (absent: with dynamics, as files before this option)
-        return {EXTRA_KEY: meta}
+        return {LAYOUT_KEY: meta}
 
     # the pairing generator is part of the state, so a resumed run draws the same pairs
     def get_extra_state(self) -> dict[str, torch.Tensor]:
@@ -255,9 +258,9 @@ class StaticDynamic(Parametrization):
 
 # -- the DistilledSet kind ------------------------------------------------------------------------
 def _layout(tensors: dict[str, torch.Tensor], manifest: Any) -> dict[str, Any]:
-    meta = manifest.extra.get(EXTRA_KEY)
+    meta = manifest.layout.get(LAYOUT_KEY)
     if not isinstance(meta, dict) or not {"spc", "dpc", "mode", "width"} <= set(meta):
-        raise ValueError(f"a static_dynamic set needs manifest.extra[{EXTRA_KEY!r}] with spc, dpc, mode and width")
+        raise ValueError(f"a static_dynamic set needs manifest.layout[{LAYOUT_KEY!r}] with spc, dpc, mode and width")
     return meta
 
 
@@ -309,8 +312,76 @@ def materialize_static_dynamic(tensors: dict[str, torch.Tensor], manifest: Any) 
         return compose(statics, dynamics, h, s_idx, d_idx)
 
 
-def static_dynamic_storage(tensors: dict[str, torch.Tensor], manifest: Any) -> dict[str, int]:
+def static_dynamic_storage(tensors: dict[str, torch.Tensor], manifest: Any) -> KindStorage:
     """Bytes of the statics, the dynamics and the hallucinator (their sum is the set without labels)."""
     size = {name: int(t.numel() * t.element_size()) for name, t in tensors.items()}
-    return {"statics_bytes": size.get("statics", 0), "dynamics_bytes": size.get("dynamics", 0),
-            "hallucinator_bytes": sum(v for n, v in size.items() if n.startswith(H_PREFIX))}
+    return KindStorage(parts={"statics": size.get("statics", 0), "dynamics": size.get("dynamics", 0),
+                              "hallucinator": sum(v for n, v in size.items() if n.startswith(H_PREFIX))})
+
+
+def describe_static_dynamic(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> list[tuple[str, str]]:
+    """``videodd info`` rows: the layout and the bytes of each part."""
+    part = static_dynamic_storage(tensors, manifest).parts
+    m = manifest.layout.get(LAYOUT_KEY) or {}
+    if m.get("dynamics", True) is False:
+        layout = f"statics only: spc {m.get('spc')} per class repeated over time (no dynamics, no H), "
+    else:
+        frozen = " (frozen at init, not trained)" if m.get("train_h", True) is False else ""
+        layout = (f"spc {m.get('spc')} x dpc {m.get('dpc')} per class, H {m.get('mode')} width {m.get('width')}"
+                  f"{frozen}, ")
+    return [
+        ("layout", layout + f"statics from {m.get('statics')}"),
+        ("statics", f"{human_bytes(part['statics'])} ({part['statics']:,})"),
+        ("dynamics", f"{human_bytes(part['dynamics'])} ({part['dynamics']:,})"),
+        ("hallucinator", f"{human_bytes(part['hallucinator'])} ({part['hallucinator']:,})"),
+    ]
+
+
+register_kind(Kind("static_dynamic", materialize=materialize_static_dynamic, check=check_static_dynamic,
+                   storage=static_dynamic_storage, describe=describe_static_dynamic))
+
+
+# -- recipes: stage 1 (stills) and stage 2 (dynamics + H under an objective) ------------------------------
+# Stage 1 distils stills (gradient matching with a 2D ConvNet, as published); stage 2 learns the dynamic
+# memory and the hallucinator H under DM / MTT / KRR with the stills frozen (--set parametrization.statics=FILE).
+register_method(
+    MethodSpec(
+        "vdsd-static",
+        "static memory (stage 1 of static-dynamic): still frames, one random frame per clip, gradient matching",
+        parametrization="pixels",
+        objective="dc",
+        frames=True,
+        # dc's validated step (not tuned for stills); DC's ConvNet uses instance norm, which convnet2d has
+        defaults={"lr": 0.01, "momentum": 0.5, "model": "convnet2d"},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-dm",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, distribution matching",
+        parametrization="static_dynamic",
+        objective="dm",
+        defaults={"lr": 1.0, "momentum": 0.5},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-mtt",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, trajectory matching",
+        parametrization="static_dynamic",
+        objective="mtt",
+        # as the mtt recipe (no augmentation) at a tenth of its pixel lr: 1000 made the dynamics and H NaN on
+        # synth-actions (configs/synth-actions/vdsd-mtt-ipc1.yaml); experts: --set objective.experts=DIR
+        defaults={"lr": 100.0, "momentum": 0.5, "augment": [], "parametrization": {"h_lr": 0.001}},
+    )
+)
+register_method(
+    MethodSpec(
+        "vdsd-krr",
+        "static-dynamic: frozen stills + per-class dynamic maps + shared hallucinator, kernel ridge regression",
+        parametrization="static_dynamic",
+        objective="krr",
+        # FRePo's scale (frepo recipe) without label learning: the static_dynamic set has hard labels
+        defaults={"lr": 50.0, "momentum": 0.5, "augment": []},
+    )
+)

@@ -16,7 +16,7 @@ they are exact where the weights are (0, 1, 1/2, ...), and applied with one ``ei
 
 A ``pixels`` DistilledSet made with ``frames``/``interp`` stores the compact ``videos``
 ``(N, C, t, H, W)`` (and, for ``learned``, ``interp_matrix`` ``(T, t)``) with
-``manifest.extra["temporal"] = {"frames": t, "interp": ...}``; materializing expands them
+``manifest.layout["temporal"] = {"frames": t, "interp": ...}``; materializing expands them
 exactly as the parametrization's ``forward()`` does. Files without that entry are plain pixels.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 INTERPS = ("nearest", "linear", "learned")
-EXTRA_KEY = "temporal"
+LAYOUT_KEY = "temporal"
 MATRIX_KEY = "interp_matrix"
 
 
@@ -85,14 +85,14 @@ def expand(videos: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 # -- the ``pixels`` DistilledSet kind with temporal compression ----------------------------------------
 def temporal_meta(manifest: Any) -> dict[str, Any] | None:
-    """``manifest.extra["temporal"]`` checked (``frames`` in ``[1, T]``, a known ``interp``), or None."""
-    meta = manifest.extra.get(EXTRA_KEY)
+    """``manifest.layout["temporal"]`` checked (``frames`` in ``[1, T]``, a known ``interp``), or None."""
+    meta = manifest.layout.get(LAYOUT_KEY)
     if meta is None:
         return None
     big = int(manifest.spec.frames)
     if not isinstance(meta, dict) or meta.get("interp") not in INTERPS or not isinstance(meta.get("frames"), int) \
             or isinstance(meta.get("frames"), bool) or not 1 <= meta["frames"] <= big:
-        raise ValueError(f"manifest.extra[{EXTRA_KEY!r}] must be {{'frames': 1..{big}, 'interp': one of "
+        raise ValueError(f"manifest.layout[{LAYOUT_KEY!r}] must be {{'frames': 1..{big}, 'interp': one of "
                          f"{list(INTERPS)}}}, got {meta!r}")
     return meta
 

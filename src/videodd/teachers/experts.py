@@ -44,13 +44,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from videodd import __version__
+from videodd._version import __version__
+from videodd.augment import AugmentConfig, apply_augment_grouped, sample_params
 from videodd.config import to_dict
 from videodd.data.spec import ClipSpec
 from videodd.data.store import ClipStore
 from videodd.io import atomic_path, write_json
 from videodd.models import MODELS, create_model
 from videodd.seeding import make_generator, seeded
+from videodd.teachers.base import TeacherError, store_identity
 from videodd.train import StoreData, TrainConfig, fit
 
 FORMAT = "videodd-experts"
@@ -60,7 +62,7 @@ TENSOR = "trajectory"
 META_KEY = "videodd_expert"
 
 
-class ExpertError(ValueError):
+class ExpertError(TeacherError):
     """Expert trajectories are missing, incompatible with the run, or cannot be trained."""
 
 
@@ -102,8 +104,6 @@ class ExpertConfig:
             raise ValueError(f"save_epochs_up_to must be in [1, epochs={self.epochs}], got {self.save_epochs_up_to}")
         MODELS.get(self.model)  # unknown names fail here, listing the valid ones
         if self.augment:
-            from videodd.augment import AugmentConfig
-
             AugmentConfig(ops=self.augment)  # unknown ops fail here
 
     @property
@@ -178,8 +178,6 @@ def _augment_fn(ops: Sequence[str]):
     """``f(videos, generator)`` for ``fit``: one DSA draw per clip (DSA gives each sample its own magnitudes)."""
     if not ops:
         return None
-    from videodd.augment import AugmentConfig, apply_augment_grouped, sample_params
-
     aug_cfg = AugmentConfig(ops=tuple(ops))
 
     def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -199,16 +197,6 @@ def read_expert_meta(path: str | Path) -> dict[str, Any]:
         return json.loads(meta[META_KEY])
     except Exception as err:  # safetensors raises several types for a damaged file
         raise ExpertError(f"{path}: not a readable expert trajectory ({err})") from None
-
-
-def _store_identity(store: ClipStore) -> dict[str, Any]:
-    return {
-        "dataset": store.meta.dataset,
-        "store_fingerprint": store.fingerprint,
-        "classes": list(store.classes),
-        "spec": store.spec.to_dict(),
-        "input_shape": list(store.video_shape),
-    }
 
 
 # -- training --------------------------------------------------------------------------------
@@ -284,7 +272,7 @@ def train_experts(
         "version": FORMAT_VERSION,
         "model": cfg.model,
         "num_classes": store.num_classes,
-        **_store_identity(store),
+        **store_identity(store),
         "seed": seed,
         "config": cfg.identity(),
         "param_names": names,
