@@ -86,3 +86,53 @@ def assert_resume_matches(store: ClipStore, cfg, root: Path, kill_at: int):
     resumed = killed_then_resumed(store, cfg, root / "resumed", kill_at)
     assert torch.equal(full.distilled.tensors["videos"], resumed.distilled.tensors["videos"])
     return full, resumed
+
+
+# -- every registered method, run once on a tiny store (tests/test_methods.py, tests/test_kinds.py) ----------
+class SmokeRuns:
+    """Runs each registered recipe with its ``MethodSpec.smoke`` overrides on the tiny stores, once per
+    session (memoized); provides the resources smoke recipes name (``${experts}``, ``${codec}``)."""
+
+    IPC = 2
+
+    def __init__(self, root: Path) -> None:
+        from videodd.codecs.autoencoder import AutoencoderConfig, VideoAutoencoder
+        from videodd.seeding import make_generator, seeded
+        from videodd.teachers.experts import ExpertConfig, train_experts
+
+        self.root = root
+        self.train, self.test = make_tiny_stores(root / "data")
+        train_experts(self.train, root / "experts",
+                      ExpertConfig(model="convnet3d-s", epochs=2, num_experts=1, batch_size=6), seed=0)
+        with seeded(make_generator(0)):  # an untrained tiny codec: decoding needs no training
+            codec = VideoAutoencoder(AutoencoderConfig(latent_channels=2, spatial_down=4, temporal_down=2, width=4,
+                                                       blocks=0))
+        codec.save(root / "codec")
+        self.resources = {"experts": str(root / "experts"), "codec": f"builtin:{root / 'codec'}"}
+        self._runs: dict[str, object] = {}
+
+    def config(self, name: str, **changes):
+        """The recipe ``name`` with its smoke overrides (resources filled in), IPC 2, checkpoints every 2."""
+        import json
+        from string import Template
+
+        from videodd.config import merge
+        from videodd.distill import resolve_config
+        from videodd.methods import get_method
+
+        smoke = json.loads(Template(json.dumps(get_method(name).smoke)).substitute(self.resources))
+        base = {"ipc": self.IPC, "seed": 0, "checkpoint_every": 2, "log_every": 1}
+        return resolve_config(name, merge(merge(base, smoke), changes))
+
+    def run(self, name: str):
+        """The uninterrupted smoke run of ``name`` (a DistillResult), computed once."""
+        from videodd.distill import distill
+
+        if name not in self._runs:
+            self._runs[name] = distill(self.train, self.config(name), self.root / "runs" / name)
+        return self._runs[name]
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory) -> SmokeRuns:
+    return SmokeRuns(tmp_path_factory.mktemp("smoke"))

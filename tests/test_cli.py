@@ -129,3 +129,24 @@ def test_evaluate_cross_architecture_table(data_dir, tmp_path, capsys):
     assert "cross-architecture" in (run / "report.md").read_text()
     # the references trained under the shortened schedule are cached under its own name
     assert {p.name.split("-v1-")[0] for p in (data_dir / "references").glob("*.json")} == {"random-ipc1-cpu+epochs=2"}
+
+
+def test_every_command_is_listed_in_order(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    names = ["prepare", "distill", "experts", "teacher", "evaluate", "train-codec", "encode", "info", "datasets",
+             "methods", "models", "demo"]
+    positions = [text.index(f"\n    {name} ") if f"\n    {name} " in text else text.index(f"\n    {name}\n")
+                 for name in names]
+    assert positions == sorted(positions)
+    assert "videodd teacher --data data/synth" in text and "selector.checkpoint=" in text
+    assert main(["datasets"]) == 0
+    assert "synth-actions" in capsys.readouterr().out
+
+
+def test_a_missing_plugin_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("VIDEODD_PLUGINS", "no/such/plugin.py")
+    assert main(["methods"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("videodd: error: VIDEODD_PLUGINS: no/such/plugin.py") and "Traceback" not in err

@@ -121,20 +121,20 @@ def test_component_options_are_validated(tiny_stores):
 
 
 def test_cli_set_parses_component_options():
-    from videodd.cli import _parse_set
+    from videodd.cli.distill import parse_set
     from videodd.config import ConfigError
 
-    assert _parse_set("objective.syn_steps=20") == ("objective", "syn_steps", 20)
-    assert _parse_set("selector.checkpoint=a/b.safetensors") == ("selector", "checkpoint", "a/b.safetensors")
+    assert parse_set("objective.syn_steps=20") == ("objective", "syn_steps", 20)
+    assert parse_set("selector.checkpoint=a/b.safetensors") == ("selector", "checkpoint", "a/b.safetensors")
     with pytest.raises(ConfigError, match="PART.KEY=VALUE"):
-        _parse_set("syn_steps=20")
+        parse_set("syn_steps=20")
 
 
 def test_cli_set_reads_exponent_numbers():
-    from videodd.cli import _parse_set
+    from videodd.cli.distill import parse_set
 
-    assert _parse_set("objective.lr_lr=1e-5") == ("objective", "lr_lr", 1e-5)
-    assert _parse_set("selector.select=dpp") == ("selector", "select", "dpp")
+    assert parse_set("objective.lr_lr=1e-5") == ("objective", "lr_lr", 1e-5)
+    assert parse_set("builder.select=dpp") == ("builder", "select", "dpp")
 
 
 def test_dm_can_start_from_a_selection_baseline(tiny_stores, tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from videodd.models import create_model, list_models
+from videodd.models import auto_model, create_model, list_models, min_input
 from videodd.registry import UnknownNameError
 
 
@@ -41,19 +41,9 @@ def test_convnet3d_is_published_layer_stack():
     assert model.dropout.p == 0.5
 
 
-def smallest_input(name: str) -> tuple[int, int, int, int]:
-    """(C, T, H, W) a registered model is tested at: the CPU size 8x32x32 for the models meant to
-    work there, one 32 px frame for the image model, 8x64x64 for the published ConvNet3D layouts."""
-    if name == "convnet2d":
-        return (3, 1, 32, 32)
-    if name.startswith(("convnet3d-s", "convnet-", "resnet3d-")):
-        return (3, 8, 32, 32)
-    return (3, 8, 64, 64)
-
-
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_forward_backward_embed(name):
-    shape = smallest_input(name)
+    shape = min_input(name)  # every model declares the smallest (C, T, H, W) it is built for
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, input_shape=shape)
     x = torch.randn(3, *shape, requires_grad=True)
@@ -161,3 +151,9 @@ def test_small_framewise_family_is_width_32(head):
         # 3 convs (3*32*9+32, 2 x 32*32*9+32), 3 affine norms (2*32), linear on 32*4*4 features
         encoder = (3 * 32 * 9 + 32) + 2 * (32 * 32 * 9 + 32) + 3 * 2 * 32
         assert n_params(model) == encoder + (32 * 4 * 4 * 10 + 10) == 24_714
+
+
+def test_auto_model_picks_the_published_net_from_64_px():
+    assert auto_model((3, 16, 112, 112)) == "convnet3d" and auto_model((3, 8, 64, 64)) == "convnet3d"
+    assert auto_model((3, 8, 32, 32)) == "convnet3d-s-bn"
+    assert min_input(auto_model((3, 8, 64, 64)))[-1] <= 64 and min_input(auto_model((3, 8, 32, 32)))[-1] <= 32

@@ -5,7 +5,7 @@ takes); clips on disk are uint8 ``(N, T, H, W, C)``.
 
 The package root is the top layer: it imports the public API, which registers every dataset,
 model, component, DistilledSet kind and recipe, so ``import videodd`` (or any submodule) is enough
-to load and use any set. The layers below never import it (docs/ARCHITECTURE.md).
+to load and use any set. The layers below never import it (docs/ARCHITECTURE.md section 10).
 
 >>> from videodd.distill import distill, resolve_config
 >>> from videodd.data import ClipStore

@@ -6,34 +6,19 @@ evaluate each (with the random-real and full-data references) under the ``cpu`` 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
-from videodd.data.store import ClipStore, StoreError
-from videodd.data.synthetic import SynthActionsConfig, prepare_synth_actions
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.evaluate import get_protocol
 from videodd.io import write_json
 from videodd.pipeline import run_methods
 from videodd.report import markdown_table
 
-# DM from random real clips, lr chosen on a validation split (benchmarks/tune_dm_synth.py): the
-# recipe of the first measurements, kept as the default of the benchmarks that reproduce them
-DM_RANDOM_INIT = {"iterations": 200, "batch_real": 64, "lr": 100.0, "momentum": 0.5, "model": "convnet3d-s"}
-# The demo's DM = configs/synth-actions/dm-ipc1.yaml: started from the herding clips with a small
-# step, both chosen on the validation split (benchmarks/RESULTS.md, sections 2d and 2f)
-DEMO_DM = {**DM_RANDOM_INIT, "lr": 10.0, "init": "herding"}
-
-
-def synth_stores(data: Path, cfg: SynthActionsConfig) -> tuple[ClipStore, ClipStore]:
-    """Reuse DATA/train and DATA/test when they hold this exact benchmark, else generate them."""
-    try:
-        train, test = ClipStore(data / "train"), ClipStore(data / "test")
-        if train.meta.extra.get("generator") == dataclasses.asdict(cfg):
-            return train, test
-    except StoreError:
-        pass
-    return prepare_synth_actions(data, cfg)
+# The demo's DM = configs/synth-actions/dm-ipc1.yaml (tests/test_configs.py checks it): started from the
+# herding clips with a small step, both chosen on the validation split (benchmarks/RESULTS.md, sections 2d
+# and 2f)
+DEMO_DM = {"iterations": 200, "batch_real": 64, "lr": 10.0, "momentum": 0.5, "model": "convnet3d-s", "init": "herding"}
 
 
 def run_demo(out: Path, *, iterations: int | None = None, runs: int = 3, ipc: int = 1, device: str = "cpu",
@@ -41,7 +26,7 @@ def run_demo(out: Path, *, iterations: int | None = None, runs: int = 3, ipc: in
     """Run the demo in ``out`` and return the markdown table it printed."""
     start = time.perf_counter()
     print("prepare synth-actions (10 classes, 8 frames, 32x32)")
-    train, test = synth_stores(out / "data", SynthActionsConfig())
+    train, test = synth_actions_stores(out / "data", SynthActionsConfig())
     print(f"    train {len(train)} clips, test {len(test)} clips, {train.nbytes / 2**20:.1f} MiB of uint8 clips")
     protocol = get_protocol("cpu").with_runs(runs)
     dm = {**DEMO_DM, "ipc": ipc, **({"iterations": iterations} if iterations is not None else {})}

@@ -1,7 +1,7 @@
 """The one distillation loop: a Parametrization optimised under an Objective, a Selector, or a set Builder.
 
 The loop knows the components only through their contracts (``synthesis.base``, ``objectives.base``,
-``selection.base``, ``builders.base``; docs/ARCHITECTURE.md): a new method never edits this file.
+``selection.base``, ``builders.base``; docs/ARCHITECTURE.md section 10): a new method never edits this file.
 
 ``distill(train_store, cfg, run_dir)`` returns a DistilledSet and leaves in ``run_dir``:
 ``config.yaml`` (resolved), ``metrics.jsonl``, ``checkpoint.safetensors`` (while running) and

@@ -22,6 +22,11 @@ class MethodSpec:
     DistilledSet (e.g. ``latent``); it takes its options from ``DistillConfig.builder``.
     ``frames=True`` distils still images: the objective and parametrization see a single-frame view
     of the store (:class:`videodd.data.frames.FrameStore`, clips ``(C, 1, H, W)``).
+
+    ``smoke`` holds the overrides that make the recipe run in seconds on a tiny store (a few
+    iterations, small networks); ``tests/test_methods.py`` runs every recipe with them. A value
+    ``"${experts}"`` or ``"${codec}"`` stands for a tiny expert folder or built-in codec that the test
+    provides (the way a model declares its smallest input).
     """
 
     name: str
@@ -32,6 +37,7 @@ class MethodSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     builder: str | None = None
     frames: bool = False
+    smoke: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         synth = self.parametrization is not None and self.objective is not None

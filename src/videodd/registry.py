@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from videodd.errors import UnknownNameError
 
-__all__ = ["Registry", "UnknownNameError"]
+__all__ = ["Registry", "UnknownNameError", "import_submodules"]
 
 T = TypeVar("T")
 
@@ -61,3 +63,16 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (sorted by name), so that their registration decorators run.
+
+    A package's ``__init__`` calls it on itself: a new component is found by adding its file, with
+    no list of modules to edit. Returns the names imported.
+    """
+    pkg = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

@@ -252,5 +252,6 @@ register_method(
         "latent",
         "latent distillation: codec latents picked by k-DPP / k-means, recompressed (Tucker, PCA, int8), training-free",
         builder="latent",
+        smoke={"builder": {"codec": "${codec}"}},
     )
 )

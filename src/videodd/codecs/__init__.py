@@ -2,7 +2,6 @@
 autoencoder, the diffusers adapter, training-free recompression, and the ``latent`` DistilledSet
 kind. Importing the package registers the codecs and the kind."""
 
-from videodd.codecs import autoencoder, diffusers_adapter, latent_set  # noqa: F401  (registers them)
 from videodd.codecs.base import (
     CODECS,
     Codec,
@@ -15,6 +14,9 @@ from videodd.codecs.base import (
     unit_videos,
     unnormalize,
 )
+from videodd.registry import import_submodules
 
 __all__ = ["CODECS", "Codec", "CodecError", "file_sha256", "load_codec", "module_bytes", "normalize_unit", "psnr",
            "unit_videos", "unnormalize"]
+
+import_submodules(__name__)  # every module registers its components: a new file needs no edit here

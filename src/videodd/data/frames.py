@@ -1,4 +1,4 @@
-"""A single-frame view of a ClipStore: the still-image data of static-memory distillation (DESIGN section 7).
+"""A single-frame view of a ClipStore: the stills of static-memory distillation (docs/ARCHITECTURE.md section 10).
 
 ``FrameStore(store, generator)`` exposes the part of the ClipStore interface that objectives,
 selectors and parametrizations use (``num_classes``, ``classes``, ``video_shape``, ``class_indices``,

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from videodd.data.spec import ClipSpec
-from videodd.data.store import ClipStore, write_store
+from videodd.data.store import ClipStore, StoreError, write_store
 
 __all__ = [
     "COLOURS",
@@ -562,3 +562,17 @@ def prepare_synth_actions(
         stores.append(store)
         del data
     return stores[0], stores[1]
+
+
+def synth_actions_stores(data: str | Path, cfg: SynthActionsConfig | None = None) -> tuple[ClipStore, ClipStore]:
+    """``DATA/train`` and ``DATA/test`` when they hold exactly this benchmark (same generator config),
+    else generated there (the demo and the benchmarks share one copy)."""
+    cfg = cfg or SynthActionsConfig()
+    data = Path(data)
+    try:
+        train, test = ClipStore(data / "train"), ClipStore(data / "test")
+        if train.meta.extra.get("generator") == cfg.to_dict():
+            return train, test
+    except StoreError:
+        pass
+    return prepare_synth_actions(data, cfg)

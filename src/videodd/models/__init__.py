@@ -1,7 +1,6 @@
 """Models: a registry of video classifiers (``create_model``), all ``(N, C, T, H, W) -> (N, K)`` with
 an ``embed`` to ``(N, F)`` features. Importing the package registers every model."""
 
-from videodd.models import convnet3d, framewise, resnet3d  # noqa: F401  (registers the models)
 from videodd.models.base import (
     AUTO,
     CPU_INPUT,
@@ -13,6 +12,9 @@ from videodd.models.base import (
     register_model,
     resolve_model,
 )
+from videodd.registry import import_submodules
 
 __all__ = ["AUTO", "CPU_INPUT", "MODELS", "auto_model", "create_model", "list_models", "min_input", "register_model",
            "resolve_model"]
+
+import_submodules(__name__)  # every module registers its models: a new file needs no edit here

@@ -10,7 +10,7 @@ not a Python loop of tiny batches.
 al., "Improved Distribution Matching for Dataset Condensation", CVPR 2023): a pool of networks
 that are trained on the real data between uses, each replaced by a fresh one after
 ``pool_max_steps`` steps, so the matching happens in features of every stage of training, not only
-at initialisation. The default (0) is DM as published (DESIGN section 7).
+at initialisation. The default (0) is DM as published (docs/ARCHITECTURE.md section 10).
 """
 
 from __future__ import annotations
@@ -172,5 +172,6 @@ register_method(
         parametrization="pixels",
         objective="dm",
         defaults={"lr": 1.0, "momentum": 0.5},
+        smoke={"iterations": 4, "batch_real": 4},
     )
 )

@@ -342,5 +342,6 @@ register_method(
         # The step chosen on synth-actions' validation split (benchmarks/RESULTS.md 3b; 0.5 damaged the clips);
         # DC's own lr_img 0.1 is for its loss scale on CIFAR. DC's ConvNet uses instance norm.
         defaults={"lr": 0.01, "momentum": 0.5, "model": "convnet3d-s-in"},
+        smoke={"iterations": 4, "batch_real": 4, "objective": {"outer_loop": 2, "inner_loop": 1}},
     )
 )

@@ -247,5 +247,6 @@ register_method(
         # configs/synth-actions/frepo-ipc1.yaml turns that off (validation). No augmentation.
         defaults={"optimizer": "adam", "lr": 0.01, "augment": [],
                   "parametrization": {"learn_labels": True, "label_init": "scaled", "label_lr": 0.01}},
+        smoke={"iterations": 4, "batch_real": 4, "objective": {"num_models": 2, "max_online_steps": 3}},
     )
 )

@@ -27,7 +27,7 @@ Memory (``unroll``):
   whatever ``syn_steps``; the price is one more forward + inner backward per step (1.35-1.75x the
   time). Same gradients as ``plain`` to float rounding: each step's dropout mask is seeded from
   the generator, and the recomputation uses the same seed. Measured on CPU (convnet3d-s, 10
-  classes, IPC 5, 8x32x32, whole set per step; ``benchmarks/mtt_memory.py``): peak increase
+  classes, IPC 5, 8x32x32, whole set per step; ``benchmarks/tables/mtt_memory.py``): peak increase
   197 / 336 / 600 / 1131 MiB (plain) vs 161 / 158 / 162 / 181 MiB (checkpoint) at 5 / 10 / 20 / 40 steps.
 
 Networks: the student replays the expert from its parameters alone, so networks with batch norm
@@ -320,5 +320,6 @@ register_method(
         # The default lr here is the CPU-scale choice for synth-actions (benchmarks/tuning/tune_mtt_synth.py).
         # Experts: `videodd experts`, then --set objective.experts=DIR (required).
         defaults={"lr": 1000.0, "momentum": 0.5, "augment": []},
+        smoke={"iterations": 4, "objective": {"experts": "${experts}", "syn_steps": 2, "max_start_epoch": 1}},
     )
 )

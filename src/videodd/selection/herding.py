@@ -52,5 +52,6 @@ register_method(
         "herding",
         "herding: real clips whose running mean feature (net trained on the real data) tracks the class mean",
         selector="herding",
+        smoke={"selector": {"feature_epochs": 1}},
     )
 )

@@ -51,5 +51,6 @@ register_method(
         "kcenter",
         "k-center: greedy farthest real clips in feature space (net trained on the real data), from the class mean",
         selector="kcenter",
+        smoke={"selector": {"feature_epochs": 1}},
     )
 )

@@ -156,5 +156,6 @@ register_method(
         "kmeans",
         "k-means: the real clip nearest each k-means centre of the class (flattened normalized pixels)",
         selector="kmeans",
+        smoke={"selector": {"n_init": 1}},
     )
 )

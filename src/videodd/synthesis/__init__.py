@@ -4,7 +4,9 @@ Importing the package registers every parametrization with its DistilledSet kind
 The contract is :class:`~videodd.synthesis.base.Parametrization`; see docs/ARCHITECTURE.md.
 """
 
-from videodd.synthesis import pixels, static_dynamic  # noqa: F401  (registers them)
+from videodd.registry import import_submodules
 from videodd.synthesis.base import PARAMETRIZATIONS, Parametrization, Synthetic, register_parametrization
 
 __all__ = ["PARAMETRIZATIONS", "Parametrization", "Synthetic", "register_parametrization"]
+
+import_submodules(__name__)  # every module registers its components: a new file needs no edit here

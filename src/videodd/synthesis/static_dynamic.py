@@ -1,4 +1,4 @@
-"""Static-dynamic disentanglement ("Dancing with Still Images", Wang et al. CVPR 2024; DESIGN section 7).
+"""Static-dynamic disentanglement ("Dancing with Still Images", Wang et al. CVPR 2024; docs/ARCHITECTURE.md section 10).
 
 A synthetic video of class ``c`` is ``H(static, dynamic)``: a frozen still frame of ``c`` (the
 *static memory*, distilled beforehand by ``vdsd-static`` or taken from random real frames),
@@ -353,6 +353,7 @@ register_method(
         frames=True,
         # dc's validated step (not tuned for stills); DC's ConvNet uses instance norm, which convnet2d has
         defaults={"lr": 0.01, "momentum": 0.5, "model": "convnet2d"},
+        smoke={"iterations": 4, "batch_real": 4, "objective": {"outer_loop": 2, "inner_loop": 1}},
     )
 )
 register_method(
@@ -362,6 +363,7 @@ register_method(
         parametrization="static_dynamic",
         objective="dm",
         defaults={"lr": 1.0, "momentum": 0.5},
+        smoke={"iterations": 4, "batch_real": 4, "parametrization": {"width": 4}},
     )
 )
 register_method(
@@ -373,6 +375,8 @@ register_method(
         # as the mtt recipe (no augmentation) at a tenth of its pixel lr: 1000 made the dynamics and H NaN on
         # synth-actions (configs/synth-actions/vdsd-mtt-ipc1.yaml); experts: --set objective.experts=DIR
         defaults={"lr": 100.0, "momentum": 0.5, "augment": [], "parametrization": {"h_lr": 0.001}},
+        smoke={"iterations": 4, "parametrization": {"width": 4},
+                 "objective": {"experts": "${experts}", "syn_steps": 2, "max_start_epoch": 1}},
     )
 )
 register_method(
@@ -383,5 +387,6 @@ register_method(
         objective="krr",
         # FRePo's scale (frepo recipe) without label learning: the static_dynamic set has hard labels
         defaults={"lr": 50.0, "momentum": 0.5, "augment": []},
+        smoke={"iterations": 4, "batch_real": 4, "parametrization": {"width": 4}, "objective": {"num_models": 2}},
     )
 )

@@ -1,7 +1,7 @@
 """Temporal compression: ``t`` stored frames expanded to the clip's ``T`` by a ``(T, t)`` matrix.
 
-The temporal-compression study of "Dancing with Still Images" (Wang et al. CVPR 2024; DESIGN
-section 7) keeps fewer synthetic frames than the clip has and expands them along time:
+The temporal-compression study of "Dancing with Still Images" (Wang et al. CVPR 2024; docs/ARCHITECTURE.md
+section 10) keeps fewer synthetic frames than the clip has and expands them along time:
 
 - ``nearest``: each output frame copies the stored frame nearest its position;
 - ``linear``: each output frame blends the two stored frames around its position;

@@ -28,10 +28,11 @@ source::
         return _run("name", index, out_dir, **_decode_fields(decode))
 
 Keyword-only parameters become the dataset's options (``--root`` ...); ``**decode`` takes the decoding
-options (``base.DECODE_OPTIONS``). Then import the module below. A dataset module imports only
+options (``base.DECODE_OPTIONS``). A dataset module imports only
 ``datasets.base``, ``videodd.data.layouts`` and other ``videodd.data`` modules, never this package.
+Every module here is imported when the package is, so the new file needs no other edit.
 """
 
-from videodd.data.datasets import file_list, folder, hmdb51, kinetics400, ssv2, synth_actions, ucf101
+from videodd.registry import import_submodules
 
-__all__ = ["file_list", "folder", "hmdb51", "kinetics400", "ssv2", "synth_actions", "ucf101"]
+import_submodules(__name__)

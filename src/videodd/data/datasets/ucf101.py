@@ -35,7 +35,8 @@ __all__ = [
     "ucf101_source",
 ]
 
-# DESIGN §8: UCF101 split 1 restricted to these 50 classes (4,662 train / 1,861 test videos); label order.
+# docs/ARCHITECTURE.md section 9: UCF101 split 1 restricted to these 50 classes (4,662 train / 1,861 test
+# videos); label order.
 MINIUCF_CLASSES: tuple[str, ...] = (
     "ApplyEyeMakeup", "BalanceBeam", "BandMarching", "BaseballPitch", "Basketball", "BasketballDunk", "Biking",
     "Billiards", "BlowingCandles", "Bowling", "BreastStroke", "CleanAndJerk", "CliffDiving", "CricketShot",

@@ -10,7 +10,7 @@ Measures, at one generator config (the default unless overridden with ``--gen ke
 
 Writes a JSON file with the numbers, timings, per-class accuracies and the config::
 
-    .venv/bin/python benchmarks/calibrate_synth.py --out benchmarks/results/calibrate_synth.json
+    .venv/bin/python -m benchmarks.tables.calibrate_synth --out benchmarks/results/1-calibration/calibrate_synth.json
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="benchmarks/results/calibrate_synth.json", help="result JSON path")
+    p.add_argument("--out", default="benchmarks/results/1-calibration/calibrate_synth.json", help="result JSON path")
     p.add_argument("--data", default=None, help="folder for the generated stores (default: a temporary one)")
     p.add_argument("--gen", action="append", default=[], metavar="KEY=VALUE",
                    help="override a SynthActionsConfig field (repeatable), e.g. --gen noise_std=0.1")

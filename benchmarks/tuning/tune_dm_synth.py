@@ -1,10 +1,10 @@
 """Choose DM's step size on a VALIDATION split of synth-actions (never on the test split).
 
-    python benchmarks/tune_dm_synth.py --lrs 1,10,100 --iterations 200
+    python -m benchmarks.tuning.tune_dm_synth --lrs 1,10,100 --iterations 200
 
 The validation clips come from the same generator with another seed (``seed=1``, test split),
 so they are disjoint from both the training and the test clips of the benchmark (``seed=0``).
-Writes ``benchmarks/results/tune_dm_synth.json``.
+Writes ``benchmarks/results/3-tuning/tune_dm_synth.json``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from tune_synth import validation_store  # the shared validation split (benchmarks/ is the script's folder)
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import DM_RANDOM_INIT, synth_stores
+from benchmarks.common import DM_RANDOM_INIT, validation_store
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 
@@ -30,12 +29,12 @@ def main() -> None:
     parser.add_argument("--models", default="convnet3d-s", help="comma-separated DM embedding networks to try")
     parser.add_argument("--init", default="real", help="DM initialisation: real (random clips), herding, kcenter")
     parser.add_argument("--work", default="benchmarks/work")
-    parser.add_argument("--out", default="benchmarks/results/tune_dm_synth.json")
+    parser.add_argument("--out", default="benchmarks/results/3-tuning/tune_dm_synth.json")
     args = parser.parse_args()
 
     work = Path(args.work)
     cfg = SynthActionsConfig()
-    train, _ = synth_stores(work / "data", cfg)
+    train, _ = synth_actions_stores(work / "data", cfg)
     val = validation_store(work, train)
     protocol = get_protocol("cpu").with_runs(args.runs)
     # the DM initialisation (random real clips, same seed) on validation: what DM must improve on

@@ -1,6 +1,6 @@
 """Speed and disk of `videodd prepare` against the published pipeline's frame extraction, same videos, same run.
 
-    python benchmarks/prepare_speed.py --videos 40 [--workers 2] [--real ../shared/data/real-clips]
+    python -m benchmarks.tables.prepare_speed --videos 40 [--workers 2] [--real ../shared/data/real-clips]
 
 Videos: ``--videos`` synthetic clips (``--frames`` frames at 320x240, 25 fps, mpeg4 in .avi like UCF101;
 moving shapes on a panning gradient with mild noise, so both codecs and JPEG see camera-like content),
@@ -13,7 +13,7 @@ short side 128, centre crop 112), the centre clip of each video.
     (default quality 75), then build each clip by reading its 16 JPEGs back with Pillow, resizing the short
     side to 128 and centre-cropping 112; videos/s of extract + read, and JPEG bytes per clip.
 
-Writes ``benchmarks/results/prepare_speed.json`` and prints a markdown table.
+Writes ``benchmarks/results/5-prepare-speed/prepare_speed.json`` and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--spec", default=SPEC_NAME, help=f"clip spec preset (default {SPEC_NAME})")
     parser.add_argument("--real", type=Path, default=None, help="also use every video file under this folder")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/prepare_speed.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/5-prepare-speed/prepare_speed.json"))
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="videodd-prepare-speed-"))

@@ -1,14 +1,14 @@
 """Latent video distillation on synth-actions (CPU scale): equal storage against pixels, and an ablation.
 
-    python benchmarks/latent_synth.py                      # the full run: default protocol, 3 runs
-    python benchmarks/latent_synth.py --protocol cpu --runs 1 --epochs 2 --ipcs 1 --references random \\
+    python -m benchmarks.tables.latent_synth               # the full run: default protocol, 3 runs
+    python -m benchmarks.tables.latent_synth --protocol cpu --runs 1 --epochs 2 --ipcs 1 --references random \\
         --selects random,dpp --ablation-ipc 2 --codec-epochs 1 --dm-iterations 2 \\
         --data /tmp/latent-smoke/data --work /tmp/latent-smoke --out /tmp/latent-smoke/latent_synth.json
 
 1. Trains the built-in codec (``videodd train-codec`` defaults) on the training split, once
    (``WORK/codec``; reused when it was trained on the same store with the same settings).
 2. **Equal storage.** For each pixel IPC K (``--ipcs``): random real clips at IPC K, DM at IPC K
-   (``videodd.demo.DM_RANDOM_INIT``), and the latent method (k-DPP selection) with each ``--main-compress``
+   (``benchmarks.common.DM_RANDOM_INIT``), and the latent method (k-DPP selection) with each ``--main-compress``
    pipeline at ``match_ipc=K``: the largest latent IPC whose stored latent bytes fit K x classes
    float32 videos (capped at the clips per class). The random row carries the random-real (a new
    selection per run) and full-data references.
@@ -18,7 +18,7 @@
 
 Nothing is chosen by test accuracy: the main configurations (k-DPP with the median-heuristic RBF
 kernel; ``none`` and ``tucker:0.5``) are fixed in advance. Writes JSON (``--out``, default
-``benchmarks/results/latent_synth.json``) and prints markdown tables.
+``benchmarks/results/9-latent/latent_synth.json``) and prints markdown tables.
 """
 
 from __future__ import annotations
@@ -26,21 +26,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from benchmarks.common import DM_RANDOM_INIT, SYNTH_ACTIONS, add_protocol_args, machine_info, references_summary
 from videodd.codecs import CodecError, load_codec
 from videodd.codecs.autoencoder import CodecTrainConfig, train_codec
 from videodd.data.store import ClipStore
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import DM_RANDOM_INIT, synth_stores
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
 from videodd.distilled import human_bytes
-from videodd.evaluate import EvalProtocol, EvalReport, evaluate, get_protocol
+from videodd.evaluate import EvalProtocol, evaluate, get_protocol
 from videodd.io import write_json
 
 COMPRESSIONS = {"none": "none", "tucker": "tucker:0.5", "int8": "int8"}  # pca: N/2 components, set per run
@@ -92,7 +89,9 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
         "storage_bytes": report.storage_bytes,
         "latent_bytes": detail["parts"].get("latents"),
         "decoder_bytes": detail["parts"].get("decoder"),
-        "pixel_equivalent_ipc": detail["equivalent_ipc"],
+        # the latent kind's own figure (latent bytes over one float32 pixel IPC); pixel kinds have none: theirs
+        "pixel_equivalent_ipc": detail["equivalent_ipc"] if detail.get("equivalent_ipc") is not None
+        else detail["pixel_equivalent_ipc"],
         "latent_relative_error": (m.info.get("reconstruction_error") or {}).get("total"),
         "top1_mean": report.result.top1_mean,
         "top1_std": report.result.top1_std,
@@ -100,15 +99,10 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
         "diverged_runs": report.result.diverged,
         "distill_seconds": result.seconds,
         "eval_seconds": report.wall_seconds,
-        "references": _references(report),
+        "references": references_summary(report),
     }
     write_json(cached, row)
     return row
-
-
-def _references(report: EvalReport) -> dict[str, Any]:
-    return {name: {"top1_mean": s.top1_mean, "top1_std": s.top1_std, "top1_runs": [r.top1 for r in s.runs]}
-            for name, s in report.references.items()}
 
 
 def _pct(mean: float, std: float) -> str:
@@ -138,8 +132,7 @@ def ablation_table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", default="default")
-    parser.add_argument("--runs", type=int, default=3)
+    add_protocol_args(parser)
     parser.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs (quick checks)")
     parser.add_argument("--ipcs", default="1,5", help="pixel IPCs of the equal-storage comparison")
     parser.add_argument("--main-compress", default="none,tucker:0.5",
@@ -157,13 +150,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default="benchmarks/work/data", help="synth-actions stores (made if missing)")
     parser.add_argument("--work", default="benchmarks/work/latent", help="scratch folder (codec, runs, references)")
-    parser.add_argument("--out", default="benchmarks/results/latent_synth.json")
+    parser.add_argument("--out", default="benchmarks/results/9-latent/latent_synth.json")
     args = parser.parse_args()
 
     start = time.perf_counter()
     work = Path(args.work)
     synth = SynthActionsConfig(train_per_class=args.train_per_class, test_per_class=args.test_per_class)
-    train, test = synth_stores(Path(args.data), synth)
+    train, test = synth_actions_stores(Path(args.data), synth)
     protocol = get_protocol(args.protocol).with_runs(args.runs)
     if args.epochs:
         protocol = protocol.with_epochs(args.epochs)
@@ -210,13 +203,12 @@ def main() -> None:
     if ablation_rows:
         print(f"\n## Ablation (latent IPC {args.ablation_ipc})\n\n" + tables["ablation"])
     result = {
-        "benchmark": "synth-actions (10 classes, 8x32x32)",
-        "command": "python benchmarks/latent_synth.py " + " ".join(
+        "benchmark": SYNTH_ACTIONS,
+        "command": "python -m benchmarks.tables.latent_synth " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
         "protocol": protocol.name,
         "runs": args.runs,
-        "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads",
-        "torch": torch.__version__,
+        **machine_info(),
         "codec": {"spec": codec, "train_seconds": codec_seconds, **codec_info},
         "equal_storage": main_rows,
         "ablation": ablation_rows,

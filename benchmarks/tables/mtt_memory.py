@@ -1,6 +1,6 @@
 """Peak memory of one MTT iteration against ``syn_steps``: the plain unroll vs the checkpointed one.
 
-    python benchmarks/mtt_memory.py --steps 5,10,20,40
+    python -m benchmarks.tables.mtt_memory --steps 5,10,20,40
 
 Both unrolls are measured in the same run, each configuration in a fresh subprocess (so one
 configuration's peak cannot hide another's): the child builds the objective and the synthetic
@@ -15,7 +15,7 @@ set, then runs ONE iteration (loss + backward, what the distill loop does). Memo
 
 Setup (once, in ``--work``): a synth-actions store (``--classes``, ``--frames``, ``--size``, 10
 training clips per class) and one expert trained for 2 epochs: memory does not depend on what
-the expert learnt. Writes ``benchmarks/results/mtt_memory.json`` and prints a markdown table.
+the expert learnt. Writes ``benchmarks/results/6-mtt-memory/mtt_memory.json`` and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
+from benchmarks.common import BENCHMARKS
+
+MODULE = "benchmarks.tables.mtt_memory"  # run as python -m MODULE (the children too)
 
 
 def setup(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
@@ -82,7 +84,7 @@ class _PeakSampler:
 def child(args: argparse.Namespace) -> None:
     """One configuration: print a JSON line with the memory and time of one iteration."""
     from videodd.data.store import ClipStore
-    from videodd.distill import resolve_config
+    from videodd.distill import make_objective, resolve_config
     from videodd.objectives.mtt import TrajectoryMatching
     from videodd.seeding import make_generator
     from videodd.synthesis.pixels import Pixels
@@ -92,7 +94,7 @@ def child(args: argparse.Namespace) -> None:
     cfg = resolve_config("mtt", {"ipc": args.ipc, "model": args.model, "objective": {
         "experts": args.experts, "syn_steps": args.child_steps, "unroll": args.child_unroll,
         "max_start_epoch": 1, "batch_syn": args.batch_syn}})
-    objective = TrajectoryMatching(train, cfg, device)
+    objective = make_objective(TrajectoryMatching, train, cfg, device)
     param = Pixels(train, args.ipc, make_generator(0)).to(device)
     gen = make_generator(1)
     sampler = None
@@ -128,8 +130,8 @@ def main() -> None:
     parser.add_argument("--batch-syn", type=int, default=None, help="synthetic clips per student step (default all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads in the children")
-    parser.add_argument("--work", default=str(HERE / "work" / "mtt_memory"))
-    parser.add_argument("--out", default=str(HERE / "results" / "mtt_memory.json"))
+    parser.add_argument("--work", default=str(BENCHMARKS / "work" / "mtt_memory"))
+    parser.add_argument("--out", default=str(BENCHMARKS / "results" / "6-mtt-memory" / "mtt_memory.json"))
     # child mode (internal)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -147,7 +149,7 @@ def main() -> None:
     rows = []
     for steps in [int(s) for s in args.steps.split(",")]:
         for unroll in ("plain", "checkpoint"):
-            cmd = [sys.executable, __file__, "--child", "--data", str(data), "--experts", str(experts),
+            cmd = [sys.executable, "-m", MODULE, "--child", "--data", str(data), "--experts", str(experts),
                    "--child-steps", str(steps), "--child-unroll", unroll, "--ipc", str(args.ipc), "--model", args.model,
                    "--device", args.device]
             if args.batch_syn:
@@ -171,7 +173,7 @@ def main() -> None:
     print(table)
     result = {
         "benchmark": "mtt_memory",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([Path(sys.executable).name, "-m", MODULE, *sys.argv[1:]]),
         "settings": {k: getattr(args, k) for k in ("ipc", "classes", "frames", "size", "model", "batch_syn", "device",
                                                     "threads")},
         "measure": "CUDA max_memory_allocated increase" if args.device.startswith("cuda")

@@ -1,8 +1,8 @@
 """Accuracy of distillation methods on synth-actions (CPU scale) under a fixed protocol.
 
-    python benchmarks/accuracy_synth.py --ipc 1 --methods random,dm --protocol default --runs 3
+    python -m benchmarks.tables.accuracy_synth --ipc 1 --methods random,dm --protocol default --runs 3
 
-Writes ``benchmarks/results/accuracy_synth_ipc{K}.json`` and prints a markdown table with the
+Writes ``benchmarks/results/2-dm-ipc1/accuracy_synth_ipc{K}.json`` and prints a markdown table with the
 random-real and full-data references measured in the same run.
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import DM_RANDOM_INIT, synth_stores
+from benchmarks.common import DM_RANDOM_INIT, SYNTH_ACTIONS, add_protocol_args, machine_info, references_summary
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.evaluate import get_protocol
 from videodd.pipeline import run_methods
 from videodd.report import markdown_table
@@ -27,20 +26,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipc", type=int, default=1)
     parser.add_argument("--methods", default="random,dm")
-    parser.add_argument("--protocol", default="default")
-    parser.add_argument("--runs", type=int, default=3)
+    add_protocol_args(parser)
     parser.add_argument("--dm-iterations", type=int, default=DM_RANDOM_INIT["iterations"])
     parser.add_argument("--dm-lr", type=float, default=DM_RANDOM_INIT["lr"])
     parser.add_argument("--dm-model", default=DM_RANDOM_INIT["model"], help="DM embedding network")
     parser.add_argument("--dm-init", default=DM_RANDOM_INIT.get("init", "real"),
                         help="DM pixel initialisation: real (random clips), noise, herding, kcenter")
     parser.add_argument("--work", default="benchmarks/work", help="scratch folder (data, runs)")
-    parser.add_argument("--out", default=None, help="JSON result (default benchmarks/results/accuracy_synth_ipcK.json)")
+    parser.add_argument("--out", default=None,
+                        help="JSON result (default benchmarks/results/2-dm-ipc1/accuracy_synth_ipcK.json)")
     args = parser.parse_args()
 
     torch.set_num_threads(torch.get_num_threads())
     work = Path(args.work)
-    train, test = synth_stores(work / "data", SynthActionsConfig())
+    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
     overrides = {"dm": {**DM_RANDOM_INIT, "iterations": args.dm_iterations, "lr": args.dm_lr, "model": args.dm_model,
                         "init": args.dm_init}}
@@ -50,12 +49,11 @@ def main() -> None:
     table = markdown_table(rows)
     print(table)
     result = {
-        "benchmark": "synth-actions (10 classes, 8x32x32)",
+        "benchmark": SYNTH_ACTIONS,
         "protocol": protocol.name,
         "runs": args.runs,
         "ipc": args.ipc,
-        "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads",
-        "torch": torch.__version__,
+        **machine_info(),
         "seconds": time.perf_counter() - start,
         "methods": {
             r.report.method: {
@@ -69,13 +67,10 @@ def main() -> None:
             }
             for r in runs
         },
-        "references": {
-            name: {"top1_mean": s.top1_mean, "top1_std": s.top1_std, "top1_runs": [x.top1 for x in s.runs]}
-            for name, s in runs[-1].report.references.items()
-        },
+        "references": references_summary(runs[-1].report),
         "table": table,
     }
-    out = Path(args.out or f"benchmarks/results/accuracy_synth_ipc{args.ipc}.json")
+    out = Path(args.out or f"benchmarks/results/2-dm-ipc1/accuracy_synth_ipc{args.ipc}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")

@@ -1,6 +1,6 @@
 """Every distillation method on synth-actions (CPU scale) at several IPCs, one table.
 
-    python benchmarks/methods_synth.py --ipcs 1,5 --methods random,herding,kcenter,dm,mtt,dc,frepo \
+    python -m benchmarks.tables.methods_synth --ipcs 1,5 --methods random,herding,kcenter,dm,mtt,dc,frepo \
         --protocol default --runs 3 [--cross-models convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s]
 
 Each method runs its recipe ``configs/synth-actions/METHOD-ipcK.yaml`` when there is one (the
@@ -17,32 +17,28 @@ Static-dynamic methods (``vdsd-dm``, ``vdsd-mtt``) read the stills of this bench
 ``vdsd-static`` run at the same IPC (run first when it is listed). ``METHOD@VARIANT`` runs an
 ablation of a recipe (``VARIANTS``), e.g. ``vdsd-dm@statics-only`` and ``vdsd-dm@frozen-h``:
 
-    python benchmarks/methods_synth.py --ipcs 1 --methods vdsd-static,vdsd-dm@statics-only,vdsd-dm@frozen-h,vdsd-dm \
-        --out benchmarks/results/vdsd_synth.json
+    python -m benchmarks.tables.methods_synth --ipcs 1 \
+        --methods vdsd-static,vdsd-dm@statics-only,vdsd-dm@frozen-h,vdsd-dm \
+        --out benchmarks/results/8-vdsd/vdsd_synth.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from videodd.config import load_yaml
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import synth_stores
+from benchmarks.common import SYNTH_ACTIONS, add_protocol_args, load_results, machine_info, shipped_recipe
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 from videodd.report import cross_arch_table, markdown_table, rows_from_report
 from videodd.teachers.experts import ExpertConfig, train_experts
 
-RECIPES = Path(__file__).resolve().parent.parent / "configs" / "synth-actions"
 # the expert buffer the synth-actions MTT recipes are written for (see configs/synth-actions/mtt-ipc1.yaml)
 EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=5, save_epochs_up_to=5)
 
@@ -63,10 +59,7 @@ def recipe(name: str, ipc: int, work: Path) -> dict[str, Any]:
     ``vdsd-static`` run at the same IPC.
     """
     method, _, variant = name.partition("@")
-    path = RECIPES / f"{method}-ipc{ipc}.yaml"
-    overrides = load_yaml(str(path)) if path.exists() else {}
-    overrides.pop("method", None)
-    overrides["ipc"] = ipc
+    overrides = shipped_recipe(method, ipc)
     if method.endswith("mtt"):
         overrides["objective"] = {**overrides.get("objective", {}), "experts": str(work / "experts")}
     if method.startswith("vdsd-") and method != "vdsd-static":
@@ -92,22 +85,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipcs", default="1,5")
     parser.add_argument("--methods", default="random,herding,kcenter,dm,mtt,dc,frepo")
-    parser.add_argument("--protocol", default="default")
-    parser.add_argument("--runs", type=int, default=3)
+    add_protocol_args(parser)
     parser.add_argument("--redo", default="", help="methods whose finished cells are superseded and run again")
     parser.add_argument("--cross-models", default="", help="evaluation models for the DM/MTT cross-architecture table")
     parser.add_argument("--work", default="benchmarks/work/methods")
-    parser.add_argument("--out", default="benchmarks/results/methods_synth.json")
+    parser.add_argument("--out", default="benchmarks/results/7-methods/methods_synth.json")
     args = parser.parse_args()
 
     work, out = Path(args.work), Path(args.out)
-    train, test = synth_stores(work / "data", SynthActionsConfig())
+    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
     methods = [m for m in args.methods.split(",") if m]
-    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    results.update({"benchmark": "synth-actions (10 classes, 8x32x32)", "protocol": protocol.name,
-                    "runs": args.runs, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                    "torch": torch.__version__})
+    results = load_results(out)
+    results.update({"benchmark": SYNTH_ACTIONS, "protocol": protocol.name, "runs": args.runs, **machine_info()})
     cells = results.setdefault("cells", {})
     experts = work / "experts"
     unknown = [m for m in methods if m.partition("@")[2] not in ("", *VARIANTS)]

@@ -1,7 +1,7 @@
 """A method over several distillation seeds on synth-actions, against random real clips.
 
-    OMP_NUM_THREADS=1 python benchmarks/seeds_synth.py --methods random,dm --seeds 0,1,2 \
-        --out benchmarks/results/seeds_synth_ipc1.json
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.seeds_synth --methods random,dm --seeds 0,1,2 \
+        --out benchmarks/results/2-dm-ipc1/seeds_synth_ipc1.json
 
 The random-real reference draws a new selection for each of its runs, so its spread includes the
 luck of the draw. A distilled set evaluated three times from one seed does not: its spread is the
@@ -17,31 +17,22 @@ options; name the variant with ``--label``). Nothing is selected here; every see
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from tune_synth import set_dotted  # a sibling script: benchmarks/ is on sys.path
-from videodd.config import load_yaml
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import synth_stores
+from benchmarks.common import SYNTH_ACTIONS, add_protocol_args, load_results, machine_info, set_dotted, shipped_recipe
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 
-RECIPES = Path(__file__).resolve().parent.parent / "configs" / "synth-actions"
-
 
 def overrides_for(method: str, ipc: int, seed: int, sets: list[str]) -> dict[str, Any]:
     """The shipped recipe of ``method`` at ``ipc`` with ``seed`` and the ``--set`` overrides."""
-    path = RECIPES / f"{method}-ipc{ipc}.yaml"
-    cfg: dict[str, Any] = load_yaml(str(path)) if path.exists() else {}
-    cfg.pop("method", None)
-    cfg.update({"ipc": ipc, "seed": seed})
+    cfg = shipped_recipe(method, ipc)
+    cfg["seed"] = seed
     for item in sets:
         set_dotted(cfg, *item.split("=", 1))
     return cfg
@@ -52,21 +43,19 @@ def main() -> None:
     parser.add_argument("--methods", default="random,dm")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--ipc", type=int, default=1)
-    parser.add_argument("--protocol", default="default")
-    parser.add_argument("--runs", type=int, default=3)
+    add_protocol_args(parser)
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every method's recipe")
     parser.add_argument("--label", default="", help="suffix naming the variant's cells and run folders (with --set)")
     parser.add_argument("--work", default="benchmarks/work/methods", help="data and cached references")
-    parser.add_argument("--out", default="benchmarks/results/seeds_synth_ipc1.json")
+    parser.add_argument("--out", default="benchmarks/results/2-dm-ipc1/seeds_synth_ipc1.json")
     args = parser.parse_args()
 
     work, out = Path(args.work), Path(args.out)
-    train, test = synth_stores(work / "data", SynthActionsConfig())
+    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
-    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    results.update({"benchmark": "synth-actions (10 classes, 8x32x32)", "ipc": args.ipc, "protocol": protocol.name,
-                    "runs_per_seed": args.runs, "set": args.set, "torch": torch.__version__,
-                    "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"})
+    results = load_results(out)
+    results.update({"benchmark": SYNTH_ACTIONS, "ipc": args.ipc, "protocol": protocol.name,
+                    "runs_per_seed": args.runs, "set": args.set, **machine_info()})
     cells = results.setdefault("cells", {})
     seeds = [int(s) for s in args.seeds.split(",")]
     for method in args.methods.split(","):

@@ -1,7 +1,7 @@
 """Tune any method's recipe on a VALIDATION split of synth-actions (never on the test split).
 
-    python benchmarks/tune_synth.py --recipe configs/synth-actions/dc-ipc1.yaml \
-        --grid lr=0.01,0.05,0.2 --set iterations=100 --out benchmarks/results/tune_dc_synth.json
+    python -m benchmarks.tuning.tune_synth --recipe configs/synth-actions/dc-ipc1.yaml \
+        --grid lr=0.01,0.05,0.2 --set iterations=100 --out benchmarks/results/3-tuning/tune_dc_synth.json
 
 Every value of ``--grid KEY=V1,V2,..`` (dotted keys reach component options, e.g.
 ``objective.lr_net``) is distilled from the recipe with ``--set`` overrides applied, then
@@ -18,34 +18,13 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from benchmarks.common import load_results, set_dotted, validation_store
 from videodd.config import load_yaml
-from videodd.data.store import ClipStore, write_store
-from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions
-from videodd.demo import synth_stores
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
-
-
-def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
-    """``cfg["a"]["b"] = value`` for ``key == "a.b"``; the value is parsed as YAML (numbers, lists)."""
-    *parents, leaf = key.split(".")
-    for p in parents:
-        cfg = cfg.setdefault(p, {})
-    cfg[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
-
-
-def validation_store(work: Path, train: ClipStore) -> ClipStore:
-    """The validation clips in ``WORK/val`` (written on first use, normalised with train's stats)."""
-    if (work / "val" / "meta.json").exists():
-        return ClipStore(work / "val")
-    clips = generate_synth_actions(SynthActionsConfig(seed=1), "test")
-    return write_store(work / "val", clips.clips, clips.labels, dataset="synth-actions", split="val",
-                       classes=clips.classes, spec=train.spec, mean=train.meta.mean, std=train.meta.std)
 
 
 def main() -> None:
@@ -60,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work, out = Path(args.work), Path(args.out)
-    train, _ = synth_stores(work / "data", SynthActionsConfig())
+    train, _ = synth_actions_stores(work / "data", SynthActionsConfig())
     val = validation_store(work, train)
     protocol = get_protocol("cpu").with_runs(args.runs)
     base = load_yaml(args.recipe)
@@ -69,7 +48,7 @@ def main() -> None:
         set_dotted(base, *item.split("=", 1))
     if method.endswith("mtt"):
         set_dotted(base, "objective.experts", str(Path(args.experts).resolve()))
-    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    results = load_results(out)
     results.update({"recipe": args.recipe, "set": args.set, "protocol": protocol.name, "runs": args.runs,
                     "split": "validation (synth-actions seed 1)"})
     cells = results.setdefault("cells", {})

@@ -1,6 +1,6 @@
 """A quick check of MTT's pixel step size on synth-actions, on a VALIDATION split (never on test).
 
-    python benchmarks/tune_mtt_synth.py --lrs 100,1000,10000 --iterations 40
+    python -m benchmarks.tuning.tune_mtt_synth --lrs 100,1000,10000 --iterations 40
 
 Experts (CPU scale, in ``--work/mtt_experts``, resumable): convnet3d-s, SGD lr 0.05, batch 64,
 momentum 0, no augmentation, 6 epochs, every epoch kept. The published lr 0.01 at batch 256
@@ -8,7 +8,7 @@ barely moves a no-norm net in a few epochs on 1000 clips (training loss 2.31 -> 
 epochs at batch 64), so the trajectories would carry little; lr 0.05 reaches 1.21. MTT: IPC 1,
 syn_steps 10, expert_epochs 1, max_start_epoch 5, student lr initialised at the experts' 0.05.
 Validation clips: the synth-actions generator with seed 1 (as ``tune_dm_synth.py``).
-Writes ``benchmarks/results/tune_mtt_synth.json``.
+Writes ``benchmarks/results/unreferenced/tune_mtt_synth.json`` (no RESULTS.md table cites it).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from tune_synth import validation_store  # the shared validation split (benchmarks/ is the script's folder)
-from videodd.data.synthetic import SynthActionsConfig
-from videodd.demo import synth_stores
+from benchmarks.common import validation_store
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.teachers.experts import ExpertConfig, train_experts
@@ -38,11 +37,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--eval-epochs", type=int, default=None, help="shorter evaluation than the cpu protocol's 300")
     parser.add_argument("--work", default="benchmarks/work")
-    parser.add_argument("--out", default="benchmarks/results/tune_mtt_synth.json")
+    parser.add_argument("--out", default="benchmarks/results/unreferenced/tune_mtt_synth.json")
     args = parser.parse_args()
 
     work = Path(args.work)
-    train, _ = synth_stores(work / "data", SynthActionsConfig())
+    train, _ = synth_actions_stores(work / "data", SynthActionsConfig())
     val = validation_store(work, train)
     start = time.perf_counter()
     experts = train_experts(train, work / "mtt_experts", ExpertConfig(**{**EXPERTS.__dict__,

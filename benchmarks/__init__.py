@@ -1,0 +1,1 @@
+"""Benchmarks of videodd: run from the repository root as modules (``python -m benchmarks.tables.NAME``)."""

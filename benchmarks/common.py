@@ -1,0 +1,89 @@
+"""Fixtures shared by the benchmark scripts (``benchmarks/tables/``, ``benchmarks/tuning/``).
+
+The scripts run from the repository root as modules (``python -m benchmarks.tables.methods_synth``)
+and import what they share from here: the synth-actions validation split, the DM recipe of the
+first measurements, the shipped synth-actions recipes, and the helpers that every results
+file uses (resuming, the machine description, the protocol arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from videodd.config import load_yaml
+from videodd.data.store import ClipStore, write_store
+from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions
+from videodd.evaluate import EvalReport
+
+__all__ = [
+    "BENCHMARKS", "DM_RANDOM_INIT", "RECIPES", "SYNTH_ACTIONS", "add_protocol_args", "load_results", "machine_info",
+    "references_summary", "set_dotted", "shipped_recipe", "validation_store",
+]
+
+#: this folder, and the synth-actions recipes the benchmarks run as shipped
+BENCHMARKS = Path(__file__).resolve().parent
+RECIPES = BENCHMARKS.parent / "configs" / "synth-actions"
+
+#: what the results files of the synth-actions benchmarks name as their benchmark (the default generator)
+SYNTH_ACTIONS = "synth-actions (10 classes, 8x32x32)"
+
+# DM from random real clips, lr chosen on a validation split (benchmarks/tuning/tune_dm_synth.py): the
+# recipe of the first measurements, kept as the default of the benchmarks that reproduce them
+DM_RANDOM_INIT = {"iterations": 200, "batch_real": 64, "lr": 100.0, "momentum": 0.5, "model": "convnet3d-s"}
+
+
+def validation_store(work: Path, train: ClipStore) -> ClipStore:
+    """The validation clips in ``WORK/val`` (written on first use, normalised with train's stats)."""
+    if (work / "val" / "meta.json").exists():
+        return ClipStore(work / "val")
+    clips = generate_synth_actions(SynthActionsConfig(seed=1), "test")
+    return write_store(work / "val", clips.clips, clips.labels, dataset="synth-actions", split="val",
+                       classes=clips.classes, spec=train.spec, mean=train.meta.mean, std=train.meta.std)
+
+
+def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """``cfg["a"]["b"] = value`` for ``key == "a.b"``; the value is parsed as YAML (numbers, lists)."""
+    *parents, leaf = key.split(".")
+    for p in parents:
+        cfg = cfg.setdefault(p, {})
+    cfg[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def shipped_recipe(method: str, ipc: int) -> dict[str, Any]:
+    """The overrides of ``configs/synth-actions/METHOD-ipcK.yaml`` at ``ipc`` (the method's defaults,
+    i.e. ``{"ipc": ipc}``, when there is no such recipe)."""
+    path = RECIPES / f"{method}-ipc{ipc}.yaml"
+    cfg: dict[str, Any] = load_yaml(str(path)) if path.exists() else {}
+    cfg.pop("method", None)
+    cfg["ipc"] = ipc
+    return cfg
+
+
+def load_results(out: Path) -> dict[str, Any]:
+    """The results already in ``out`` (empty when it is not there yet), so that a benchmark resumes."""
+    return json.loads(out.read_text()) if out.exists() else {}
+
+
+def machine_info() -> dict[str, str]:
+    """The ``machine`` and ``torch`` entries a results file records."""
+    cpu = " ".join(x for x in (platform.machine(), platform.processor()) if x)
+    return {"machine": f"{cpu}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+
+
+def references_summary(report: EvalReport) -> dict[str, Any]:
+    """Each reference of ``report``: mean, std and every run's top-1."""
+    return {name: {"top1_mean": s.top1_mean, "top1_std": s.top1_std, "top1_runs": [r.top1 for r in s.runs]}
+            for name, s in report.references.items()}
+
+
+def add_protocol_args(parser: argparse.ArgumentParser, protocol: str = "default", runs: int = 3) -> None:
+    """``--protocol`` (an evaluation protocol's name) and ``--runs`` (evaluation runs)."""
+    parser.add_argument("--protocol", default=protocol)
+    parser.add_argument("--runs", type=int, default=runs)

@@ -1,0 +1,1 @@
+"""Scripts that produce the tables of ``benchmarks/RESULTS.md``."""

@@ -1,0 +1,65 @@
+"""The ``videodd`` command: one module per command (or group), each with ``register(subparsers)``
+and ``run(args) -> int``; this module only composes them and turns user errors into one line.
+
+The top layer: it may import anything in videodd, and nothing in videodd imports it. Command
+modules import :mod:`videodd.cli.common`, never this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from videodd._version import __version__
+from videodd.cli import codec, demo, distill, evaluate, experts, info, listing, prepare, teacher
+from videodd.errors import VideoddError
+from videodd.plugins import load_plugins
+
+__all__ = ["build_parser", "main"]
+
+EPILOG = """examples:
+  videodd prepare synth-actions --out data/synth
+  videodd prepare ucf101 --root ~/data/UCF-101 --out data/ucf101     # see `videodd datasets`
+  videodd distill --method dm --ipc 1 --data data/synth --out runs/dm-ipc1
+  videodd teacher --data data/synth --out teachers/synth.safetensors --epochs 10
+  videodd distill --method herding --data data/synth --set selector.checkpoint=teachers/synth.safetensors
+  videodd experts --data data/synth --out experts/synth --num-experts 5 --epochs 6 --keep-epochs 5
+  videodd distill --method mtt --data data/synth --set objective.experts=experts/synth --out runs/mtt-ipc1
+  videodd train-codec --data data/synth --out codecs/synth
+  videodd distill --method latent --data data/synth --set builder.codec=builtin:codecs/synth --match-ipc 1
+  videodd evaluate runs/dm-ipc1/distilled.safetensors --data data/synth --protocol cpu
+  videodd info runs/dm-ipc1/distilled.safetensors
+"""
+
+# in the order of `videodd --help`
+COMMANDS = (prepare.register, distill.register, experts.register, teacher.register, evaluate.register,
+            codec.register, info.register, prepare.register_datasets, listing.register, demo.register)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videodd", description="Distil labelled video datasets into a few videos per class, and evaluate them.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"videodd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        load_plugins()  # VIDEODD_PLUGINS: their methods and components appear in --help and are usable
+    except VideoddError as err:
+        print(f"videodd: error: {err}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (VideoddError, FileNotFoundError) as err:
+        print(f"videodd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

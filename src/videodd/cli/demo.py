@@ -1,0 +1,25 @@
+"""``videodd demo``: the main job end to end on synth-actions (:mod:`videodd.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from videodd.cli.common import add_common_flags, resolve_device
+from videodd.demo import run_demo
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="prepare synth-actions, distil random, herding and DM, evaluate, print a table")
+    p.add_argument("--out", default="demo-out", help="working folder (default demo-out)")
+    p.add_argument("--ipc", type=int, default=1, help="videos per class (default 1)")
+    p.add_argument("--iterations", type=int, default=None, help="DM iterations (default: the demo recipe's)")
+    p.add_argument("--runs", type=int, default=3, help="evaluation runs per set (default 3)")
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(Path(args.out), iterations=args.iterations, runs=args.runs, ipc=args.ipc,
+             device=resolve_device(args.device), progress=not args.quiet)
+    return 0

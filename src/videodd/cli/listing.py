@@ -1,0 +1,28 @@
+"""``videodd methods`` and ``videodd models``: what the registries hold, one line each."""
+
+from __future__ import annotations
+
+import argparse
+
+from videodd.methods import METHODS
+from videodd.models import MODELS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("methods", help="list the distillation methods")
+    p.set_defaults(func=run_methods)
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=run_models)
+
+
+def run_methods(args: argparse.Namespace) -> int:
+    for name in METHODS:
+        spec = METHODS.get(name)
+        print(f"{name:12s} {spec.parts:22s} {spec.description}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for name in MODELS:
+        print(f"{name:16s} {MODELS.doc(name)}")
+    return 0
