@@ -183,3 +183,23 @@ def test_a_file_that_is_not_safetensors_is_refused(tiny_stores, tmp_path):
     garbage.write_bytes(b"\x00" * 7)
     with pytest.raises(CheckpointError, match="garbage.safetensors: not a readable safetensors"):
         load_network(create_model("convnet3d-s-bn", 3, train.video_shape), garbage)
+
+
+@pytest.mark.parametrize("name", ["random", "kmeans", "dpp", "herding", "kcenter"])
+def test_every_selector_picks_among_clips_held_in_memory(tiny_stores, name):
+    """Generated candidates are not a ClipStore: selectors take any labelled clip source, and pick the
+    same clips from an in-memory copy of a store as from the store itself."""
+    from videodd.data.clips import InMemoryClips
+
+    train, _ = tiny_stores
+    memory = InMemoryClips(train.raw(np.arange(len(train))), train.labels_tensor(), train.classes, train.meta.mean,
+                           train.meta.std, train.spec, name="candidates")
+    selector = SELECTORS.get(name)(FAST if name in ("herding", "kcenter") else None)
+    picked = selector.select(memory, 2, make_generator(4))
+    assert picked.dtype == np.int64 and memory.labels[picked].tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.array_equal(picked, selector.select(train, 2, make_generator(4)))
+    with pytest.raises(StoreError, match="<candidates>: classes with fewer than ipc=9"):
+        selector.select(memory, 9, make_generator(4))
+    with pytest.raises(StoreError, match="uint8"):
+        InMemoryClips(memory.clips.float(), train.labels_tensor(), train.classes, train.meta.mean, train.meta.std,
+                      train.spec)

@@ -126,9 +126,9 @@ COMPONENTS = ("objective", "parametrization", "selector", "builder")
 """The ``DistillConfig`` fields that hold a component's options (``--set PART.KEY=VALUE``)."""
 
 
-def _registries() -> dict[str, Registry]:
-    return {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS,
-            "builder": BUILDERS}
+REGISTRIES: dict[str, Registry] = {"objective": OBJECTIVES, "parametrization": PARAMETRIZATIONS, "selector": SELECTORS,
+                                   "builder": BUILDERS}
+"""The registry of each component field."""
 
 
 def validate_config(cfg: DistillConfig) -> None:
@@ -139,7 +139,7 @@ def validate_config(cfg: DistillConfig) -> None:
         AugmentConfig(ops=tuple(cfg.augment))
     except ValueError as err:
         raise ConfigError(f"DistillConfig.augment: {err}") from None
-    for part, registry in _registries().items():
+    for part, registry in REGISTRIES.items():
         name = getattr(spec, part)
         options = getattr(cfg, part)
         if name is None:

@@ -10,16 +10,14 @@ options the source does not use.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 import videodd.data.datasets  # noqa: F401  (registers every dataset in SOURCES)
 from videodd.data.datasets.base import (
     AMBIENT_OPTIONS,
-    DECODE_OPTIONS,
     SOURCES,
-    Source,
+    accepted_options,
     default_spec,
     resolve_spec,
 )
@@ -33,7 +31,7 @@ def call_source(name: str, out_dir: str | Path, **options: Any) -> tuple[ClipSto
     from videodd.data.prepare import PrepareError
 
     source = SOURCES.get(name)
-    accepted = _accepted_options(source)
+    accepted = accepted_options(name)
     given = {k: v for k, v in options.items() if v is not None}
     unused = sorted(k for k in given if k not in accepted and k not in AMBIENT_OPTIONS)
     if unused:
@@ -43,19 +41,6 @@ def call_source(name: str, out_dir: str | Path, **options: Any) -> tuple[ClipSto
     if "spec" in accepted:  # a bad spec fails now, not after indexing a large dataset
         resolve_spec(name, given.get("spec"), given.get("frames"), given.get("size"))
     return source(out_dir, **{k: v for k, v in given.items() if k in accepted})
-
-
-def _accepted_options(source: Source) -> set[str]:
-    """Named keyword parameters, plus the decoding options when the source takes ``**decode``
-    (or what its ``accepted_options()`` says, for synth-actions: the generator config's fields)."""
-    explicit = getattr(source, "accepted_options", None)
-    if explicit is not None:
-        return set(explicit())
-    params = inspect.signature(source).parameters.values()
-    named = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        named |= set(DECODE_OPTIONS)
-    return named
 
 
 def dataset_help() -> str:

@@ -9,7 +9,8 @@ This module imports no dataset module (``videodd.data.datasets`` imports them al
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ SOURCES: Registry[Source] = Registry("dataset")
 # The published clip setting of each dataset, declared at registration; generic layouts get a CPU-sized
 # 8x64 (Kinetics/SSv2 frame size).
 _DEFAULT_SPECS: dict[str, str] = {}
+_OPTIONS: dict[str, frozenset[str]] = {}
 
 # Options about running (not about the data); a source that does not take them (synth-actions) ignores them.
 AMBIENT_OPTIONS = frozenset({"workers", "resume", "progress", "chunk_size", "on_summary"})
@@ -44,13 +46,16 @@ AMBIENT_OPTIONS = frozenset({"workers", "resume", "progress", "chunk_size", "on_
 DECODE_OPTIONS = ("spec", "frames", "size", "seed", "frame_template", *sorted(AMBIENT_OPTIONS))
 
 
-def register_dataset(name: str, description: str | None = None, *,
-                     default_spec: str | None = None) -> Callable[[Source], Source]:
+def register_dataset(name: str, description: str | None = None, *, default_spec: str | None = None,
+                     options: Iterable[str] | None = None) -> Callable[[Source], Source]:
     """Register a prepare function as dataset ``name`` in :data:`SOURCES`.
 
     ``description``: one line for ``videodd datasets`` (default: the first line of the docstring).
     ``default_spec``: the name of the dataset's clip spec preset (``CLIP_SPECS``), used when the user
     passes no ``--spec``; None for a source that picks its own clip shape (synth-actions).
+    ``options``: the options the source takes, when its signature does not say (a ``**options``
+    source such as synth-actions); by default its keyword-only parameters, plus the decoding options
+    when it takes ``**decode``.
     """
     if default_spec is not None:
         get_clip_spec(default_spec)  # a misspelt preset fails on import, not on a user's prepare run
@@ -59,9 +64,24 @@ def register_dataset(name: str, description: str | None = None, *,
         SOURCES.register(name, description)(prepare)
         if default_spec is not None:
             _DEFAULT_SPECS[name] = default_spec
+        if options is not None:
+            _OPTIONS[name] = frozenset(options)
         return prepare
 
     return decorator
+
+
+def accepted_options(dataset: str) -> set[str]:
+    """The options dataset ``dataset`` takes: those it registered, or its keyword-only parameters plus
+    the decoding options when it takes ``**decode``."""
+    source = SOURCES.get(dataset)
+    if dataset in _OPTIONS:
+        return set(_OPTIONS[dataset])
+    params = inspect.signature(source).parameters.values()
+    named = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        named |= set(DECODE_OPTIONS)
+    return named
 
 
 def default_spec(dataset: str) -> str | None:
