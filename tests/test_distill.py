@@ -5,6 +5,7 @@ import torch
 
 from conftest import assert_resume_matches
 from videodd.checkpoint import load_state, save_state
+from videodd.config import ConfigError
 from videodd.distill import NonFiniteError, distill, resolve_config
 from videodd.distilled import DistilledSet
 
@@ -183,3 +184,21 @@ def test_the_parametrizations_penalty_joins_the_loss(tiny_stores, tmp_path, monk
     lines = [json.loads(x) for x in (tmp_path / "penalized" / "metrics.jsonl").read_text().splitlines()]
     assert all(x["penalty"] > 0 for x in lines)
     assert "penalty" not in (tmp_path / "plain" / "metrics.jsonl").read_text()
+
+
+def test_snapshots_write_the_set_at_the_asked_iterations(tiny_stores, tmp_path):
+    from videodd.distilled import DistilledSet
+
+    train, _ = tiny_stores
+    cfg = resolve_config("dm", {"ipc": 1, "iterations": 4, "batch_real": 4, "snapshots": [0, 2, 4],
+                                "checkpoint_every": 2})
+    result = distill(train, cfg, tmp_path / "run")
+    files = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert files == ["iter-000000.safetensors", "iter-000002.safetensors", "iter-000004.safetensors"]
+    last = DistilledSet.load(tmp_path / "run" / "snapshots" / "iter-000004.safetensors")
+    assert torch.equal(last.tensors["videos"], result.distilled.tensors["videos"])
+    first = DistilledSet.load(tmp_path / "run" / "snapshots" / "iter-000000.safetensors")
+    start = distill(train, resolve_config("dm", {"ipc": 1, "iterations": 0}), tmp_path / "init").distilled
+    assert torch.equal(first.tensors["videos"], start.tensors["videos"])  # the set before any step
+    with pytest.raises(ConfigError, match="snapshots must be iterations in"):
+        resolve_config("dm", {"iterations": 4, "snapshots": [5]})

@@ -14,7 +14,7 @@ from conftest import make_tiny_stores
 from videodd.cli import main
 from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
-from videodd.evaluate import PROTOCOLS
+from videodd.evaluate import PROTOCOLS, evaluate
 from videodd.models import MODELS, create_model, register_model
 from videodd.models.convnet3d import ConvNet3D
 from videodd.objectives.mtt import TrajectoryMatching
@@ -201,7 +201,7 @@ def test_checkpointed_unroll_gives_the_plain_gradients(stores, convnet_experts):
 
 def test_distill_learns_the_lr_stores_it_and_resumes(stores, tiny_experts, tmp_path):
     train, _ = stores
-    cfg = _mtt_cfg(tiny_experts, iterations=3, checkpoint_every=1, log_every=1, lr=100.0, lr_lr=1e-3,
+    cfg = _mtt_cfg(tiny_experts, iterations=3, checkpoint_every=1, log_every=1, lr=100.0, lr_lr=1e-5,
                    unroll="checkpoint")
     full = distill(train, cfg, tmp_path / "full")
     learned = full.distilled.manifest.learned_lr
@@ -223,6 +223,23 @@ def test_distill_learns_the_lr_stores_it_and_resumes(stores, tiny_experts, tmp_p
     assert resumed.resumed_from == 2
     assert torch.equal(resumed.distilled.tensors["videos"], full.distilled.tensors["videos"])
     assert resumed.distilled.manifest.learned_lr == learned
+
+
+def test_a_learned_lr_at_its_floor_is_named_and_not_used_by_evaluation(stores, tiny_experts, tmp_path):
+    """A student lr driven to ``min_lr`` means the student stopped moving: the run warns (once, with the
+    iteration), the set records the warning and keeps the lr aside, and evaluation trains with the
+    protocol's lr, saying so."""
+    from videodd.guards import VideoddWarning
+
+    train, test = stores
+    cfg = _mtt_cfg(tiny_experts, iterations=3, log_every=1, lr=100.0, lr_lr=1e-3)
+    with pytest.warns(VideoddWarning, match="iteration 1: lr-floor"):
+        dset = distill(train, cfg, tmp_path / "run").distilled
+    m = dset.manifest
+    assert m.learned_lr is None and m.info["mtt_student_lr_at_floor"] == pytest.approx(0.001)
+    assert any("lr-floor" in w for w in m.warnings) and any("protocol's lr" in w for w in m.warnings)
+    report = evaluate(dset, test, "mtt-test")
+    assert report.learned_lr_used is None and "protocol's lr" in report.to_markdown()
 
 
 def test_cli_experts_distill_evaluate_uses_the_learned_lr(stores, tmp_path, capsys, monkeypatch):

@@ -1,4 +1,5 @@
-"""Calibrate the ``synth-actions`` benchmark with the CPU evaluation model.
+"""Calibrate an embedded benchmark (``synth-actions``, or ``synth-motion`` with ``--benchmark``) with the CPU
+evaluation model.
 
 Measures, at one generator config (the default unless overridden with ``--gen key=value``):
 
@@ -29,11 +30,16 @@ import numpy as np
 import torch
 
 from videodd.data.store import ClipStore
-from videodd.data.synthetic import SynthActionsConfig, class_table, prepare_synth_actions
+from videodd.data.synth_motion import SynthMotionConfig, prepare_synth_motion
+from videodd.data.synthetic import SynthActionsConfig, prepare_synth_actions
 from videodd.io import write_json
 from videodd.models import create_model
 from videodd.seeding import make_generator, seeded
 from videodd.train import StoreData, TrainConfig, VideoData, fit, predict
+
+#: the embedded benchmarks: generator config and the function that writes its train/test stores
+GENERATORS: dict[str, tuple[type, Any]] = {"synth-actions": (SynthActionsConfig, prepare_synth_actions),
+                                           "synth-motion": (SynthMotionConfig, prepare_synth_motion)}
 
 #: Calibration targets at the default config (10 classes): accuracy ranges and the least gap
 #: between the full-clip and the single-frame model.
@@ -73,15 +79,15 @@ def train_and_test(train: VideoData, test: VideoData, store: ClipStore, cfg: Tra
     }
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str], config: type = SynthActionsConfig) -> dict[str, Any]:
     """``key=value`` strings -> a dict of generator overrides (ints, floats)."""
-    fields = {f.name: f for f in dataclasses.fields(SynthActionsConfig)}
+    fields = {f.name: f for f in dataclasses.fields(config)}
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise SystemExit(f"--gen {item!r}: expected key=value with key in {sorted(fields)}")
-        default = getattr(SynthActionsConfig(), key)
+        default = getattr(config(), key)
         out[key] = int(value) if isinstance(default, int) else float(value)
     return out
 
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/results/1-calibration/calibrate_synth.json", help="result JSON path")
+    p.add_argument("--benchmark", default="synth-actions", choices=sorted(GENERATORS), help="which generator")
     p.add_argument("--data", default=None, help="folder for the generated stores (default: a temporary one)")
     p.add_argument("--gen", action="append", default=[], metavar="KEY=VALUE",
                    help="override a SynthActionsConfig field (repeatable), e.g. --gen noise_std=0.1")
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
-    gen_cfg = SynthActionsConfig(**parse_overrides(args.gen))
+    config, prepare = GENERATORS[args.benchmark]
+    gen_cfg = config(**parse_overrides(args.gen, config))
     tmp = None
     if args.data is None:
         tmp = tempfile.TemporaryDirectory(prefix="calibrate_synth_")
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data_dir = Path(args.data)
     start = time.perf_counter()
-    train, test = prepare_synth_actions(data_dir, gen_cfg)
+    train, test = prepare(data_dir, gen_cfg)
     gen_seconds = time.perf_counter() - start
     chance = 1.0 / train.num_classes
     print(f"generated {len(train)} train / {len(test)} test clips in {gen_seconds:.1f} s; "
@@ -126,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ipc_cfg = TrainConfig(epochs=args.ipc_epochs, batch_size=args.ipc_batch_size, lr=0.01, momentum=0.9,
                           weight_decay=5e-4, lr_milestones=(0.5,))
     result: dict[str, Any] = {
-        "benchmark": "synth-actions",
+        "benchmark": args.benchmark,
         "generator": gen_cfg.to_dict(),
-        "classes": [c.name for c in class_table(gen_cfg.num_classes)],
+        "classes": gen_cfg.classes,
         "train_clips": len(train),
         "test_clips": len(test),
         "chance": chance,

@@ -30,6 +30,7 @@ from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
 from videodd.errors import NonFiniteError
+from videodd.guards import DistillGuard, data_range
 from videodd.io import atomic_path
 from videodd.methods import MethodSpec, get_method
 from videodd.models import MODELS
@@ -72,7 +73,13 @@ class DistillConfig:
         augment: siamese augmentation ops applied to real and synthetic batches ([] for none).
         amp: bfloat16 autocast for network passes on CUDA.
         checkpoint_every: iterations between checkpoints (and the last one always).
-        log_every: iterations between metric lines in metrics.jsonl.
+        log_every: iterations between metric lines in metrics.jsonl (and the guards' checks).
+        snapshots: iterations at which the set is also written to ``RUN/snapshots/iter-NNNNNN.safetensors``
+            (0: the initial set), e.g. to plot accuracy against iterations.
+        clamp_pixels: after every step, clip synthetic pixels to the data range (the normalized image of
+            [0, 1]); parametrizations whose tensors are not pixels ignore it.
+        guard_range: warn when synthetic pixels leave the data range by more than this many times its
+            width (0: never).
         objective: options of the objective, validated against its ``Options`` dataclass
             (YAML mapping; CLI ``--set objective.KEY=VALUE``).
         parametrization: options of the parametrization (its ``Options`` dataclass).
@@ -94,6 +101,9 @@ class DistillConfig:
     amp: bool = True
     checkpoint_every: int = 25
     log_every: int = 5
+    snapshots: tuple[int, ...] = ()
+    clamp_pixels: bool = False
+    guard_range: float = 1.0
     objective: dict[str, Any] = field(default_factory=dict)
     parametrization: dict[str, Any] = field(default_factory=dict)
     selector: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +116,11 @@ class DistillConfig:
             raise ValueError("iterations >= 0, checkpoint_every >= 1 and log_every >= 1 are required")
         if self.optimizer not in SET_OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(SET_OPTIMIZERS)}, got {self.optimizer!r}")
+        bad = [s for s in self.snapshots if not 0 <= s <= self.iterations]
+        if bad:
+            raise ValueError(f"snapshots must be iterations in [0, {self.iterations}], got {bad}")
+        if self.guard_range < 0:
+            raise ValueError(f"guard_range must be >= 0, got {self.guard_range}")
 
 
 def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> DistillConfig:
@@ -266,8 +281,15 @@ def distill(
         distilled.save(run_dir / "distilled.safetensors")
         seconds = time.perf_counter() - start
         return DistillResult(distilled, run_dir, seconds, 0.0, 0)
+    return _synthesize(spec, cfg, train_store, run_dir, start, resume=resume, device=torch.device(device),
+                       progress=progress, on_iteration=on_iteration)
 
-    device = torch.device(device)
+
+def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, run_dir: Path, start: float, *,
+                resume: bool, device: torch.device, progress: bool,
+                on_iteration: Callable[[int, Parametrization], None] | None) -> DistillResult:
+    """A parametrization optimised under an objective: the iterations, checkpoints, guards and snapshots."""
+
     generator = make_generator(cfg.seed)
     if spec.frames:
         # image distillation (static memory): one random frame of each clip per draw, from the run's
@@ -288,6 +310,8 @@ def distill(
         raise ConfigError(f"method {spec.name!r}: the parametrization has nothing to learn with these options "
                           f"{dict(cfg.parametrization)}; run it with iterations: 0 (it is exported as initialised)")
     optimizer = SET_OPTIMIZERS[cfg.optimizer](groups, cfg)
+    guard = DistillGuard(train_store, cfg.iterations, cfg.guard_range)
+    low, high = data_range(train_store)
     ckpt_path = run_dir / "checkpoint.safetensors"
     metrics_path = run_dir / "metrics.jsonl"
     first = 0
@@ -297,6 +321,7 @@ def distill(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         objective.load_state_dict(state["objective"])
+        guard.load_state_dict(state.get("guard", {}))
         first = int(state["iteration"])
         _truncate_metrics(metrics_path, first)
     elif metrics_path.exists():
@@ -309,11 +334,27 @@ def distill(
             "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(),
             "objective": objective.state_dict(),
+            "guard": guard.state_dict(),
         }
         save_state(ckpt_path, state)
 
+    def export(seconds_per_iteration: float) -> DistilledSet:
+        # what the objective learned alongside the set (MTT's student lr, how to fit the labels) and what
+        # the set's kind needs (the parametrization's layout) travel in the manifest
+        exported: ObjectiveExport = objective.export()
+        manifest = _manifest(spec, cfg, train_store, param.kind, layout=param.layout(),
+                             info={"seconds_per_iteration": seconds_per_iteration, **exported.info},
+                             learned_lr=None if exported.learned_lr is None else float(exported.learned_lr),
+                             label_loss=exported.label_loss, warnings=[*guard.lines(), *exported.warnings])
+        return DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
+
+    def snapshot(iteration: int) -> None:
+        if iteration in cfg.snapshots:
+            export(0.0).save(run_dir / "snapshots" / f"iter-{iteration:06d}.safetensors")
+
     if first == 0 and cfg.iterations > 0:
         checkpoint(0)
+        snapshot(0)
     last_good = first
     loop_start = time.perf_counter()
     pending: list[dict[str, Any]] = []
@@ -329,6 +370,8 @@ def distill(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if cfg.clamp_pixels:
+            param.clamp_(low, high)
         bad = param.nonfinite()
         if bad or not torch.isfinite(loss):
             what = f"parameters {bad}" if bad else "the loss"
@@ -337,26 +380,22 @@ def distill(
                 f"(iteration {last_good}) is kept at {ckpt_path}; lower --lr and resume or restart."
             )
         done = it + 1
+        guard.step(float(loss.detach()))
         if done % cfg.log_every == 0 or done == cfg.iterations:
-            pending.append({"iteration": done, **metrics, "seconds": time.perf_counter() - start})
+            raised = guard.check(done, param, objective, final=done == cfg.iterations)
+            pending.append({"iteration": done, **metrics, "seconds": time.perf_counter() - start,
+                            **({"warnings": [w.code for w in raised]} if raised else {})})
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", refresh=False)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             _append_jsonl(metrics_path, pending)
             pending = []
             checkpoint(done)
             last_good = done
+        snapshot(done)
         if on_iteration is not None:
             on_iteration(done, param)
     steps = cfg.iterations - first
     per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
-    # what the objective learned alongside the set (MTT's student lr, how to fit the labels) and what
-    # the set's kind needs (the parametrization's layout) travel in the manifest
-    exported: ObjectiveExport = objective.export()
-    manifest = _manifest(spec, cfg, train_store, param.kind, layout=param.layout(),
-                         info={"seconds_per_iteration": per_iter, **exported.info},
-                         learned_lr=None if exported.learned_lr is None else float(exported.learned_lr),
-                         label_loss=exported.label_loss)
-    distilled = DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
+    distilled = export(per_iter)
     distilled.save(run_dir / "distilled.safetensors")
     return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)
-

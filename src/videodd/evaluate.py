@@ -10,6 +10,7 @@ import dataclasses
 import json
 import resource
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from videodd._version import __version__
 from videodd.config import to_dict
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
+from videodd.guards import VideoddWarning, collapsed
 from videodd.io import write_json
 from videodd.models import create_model, resolve_model
 from videodd.registry import Registry
@@ -126,6 +128,7 @@ class RunResult:
     final_train_loss: float
     train_seconds: float
     diverged_at_epoch: int | None = None
+    collapsed: bool = False  # the model predicted one class for every test clip
 
 
 @dataclass
@@ -154,8 +157,14 @@ class Summary:
         """Runs whose training loss became NaN/Inf (their accuracy is that of the broken model)."""
         return sum(r.diverged_at_epoch is not None for r in self.runs)
 
+    @property
+    def collapsed(self) -> int:
+        """Runs whose model predicted one class for every test clip (their accuracy is a class's share)."""
+        return sum(r.collapsed for r in self.runs)
+
     def fmt(self) -> str:
-        note = f" ({self.diverged} diverged)" if self.diverged else ""
+        notes = [f"{n} {what}" for n, what in ((self.diverged, "diverged"), (self.collapsed, "collapsed")) if n]
+        note = f" ({', '.join(notes)})" if notes else ""
         return f"{100 * self.top1_mean:.1f} ± {100 * self.top1_std:.1f}{note}"
 
 
@@ -183,6 +192,8 @@ class EvalReport:
     storage_detail: dict[str, Any] = field(default_factory=dict)
     label_loss: str = "ce"  # "mse" when the set's labels are regression targets (FRePo's learned labels)
     equal_storage_ipc: int | None = None  # the pixel IPC whose bytes the set was built to fit
+    learned_lr_used: float | None = None  # the set's learned lr, when evaluation trained with it
+    set_warnings: list[str] = field(default_factory=list)  # what the distillation run warned about
 
     @property
     def compression_ratio(self) -> float:
@@ -218,6 +229,14 @@ class EvalReport:
         lines += list(self.storage_detail.get("notes", []))
         if self.label_loss != "ce":
             lines.append(f"trained on the set's learned labels with the {self.label_loss} label loss")
+        lr = self.protocol["train"]["lr"]
+        lines.append(f"trained with the set's learned lr {self.learned_lr_used:g}" if self.learned_lr_used is not None
+                     else f"trained with the protocol's lr {lr:g}")
+        for name, summary in [(self.method, self.result), *self.references.items()]:
+            if summary.collapsed:
+                lines.append(f"**{name}: {summary.collapsed} of {len(summary.runs)} runs collapsed** (the model "
+                             "predicted one class for every test clip; those runs are in the mean above)")
+        lines += [f"warning from distillation: {w}" for w in self.set_warnings]
         return "\n".join(lines)
 
 
@@ -256,6 +275,9 @@ def run_protocol(
         fitted = fit(model, train_data, train_cfg, generator=gen, device=device, progress=progress,
                      desc=f"{desc} run {i + 1}/{len(seeds)}", label_loss=label_loss)
         pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
+        if collapsed(pred.logits):
+            warnings.warn(f"{desc} run {i + 1}: the model predicts one class for every test clip (collapsed)",
+                          VideoddWarning, stacklevel=2)
         runs.append(
             RunResult(
                 seed=seed,
@@ -265,6 +287,7 @@ def run_protocol(
                 final_train_loss=fitted.epoch_losses[-1],
                 train_seconds=fitted.seconds,
                 diverged_at_epoch=fitted.diverged_at_epoch,
+                collapsed=collapsed(pred.logits),
             )
         )
     return Summary(runs)
@@ -361,8 +384,9 @@ def evaluate(
     start = time.perf_counter()
     mat = distilled.materialize(device="cpu")
     train_cfg = protocol.train
-    if protocol.use_learned_lr and distilled.manifest.learned_lr is not None:
-        train_cfg = dataclasses.replace(train_cfg, lr=float(distilled.manifest.learned_lr))
+    learned_lr = distilled.manifest.learned_lr if protocol.use_learned_lr else None
+    if learned_lr is not None:
+        train_cfg = dataclasses.replace(train_cfg, lr=float(learned_lr))
     # a set whose labels are regression targets (FRePo's learned labels) says so in its manifest;
     # it trains with those labels under the mse label loss, as published
     label_loss = distilled.manifest.label_loss
@@ -410,4 +434,6 @@ def evaluate(
         storage_detail=distilled.storage_detail().to_json(),
         label_loss=label_loss,
         equal_storage_ipc=distilled.manifest.equal_storage_ipc,
+        learned_lr_used=learned_lr,
+        set_warnings=list(distilled.manifest.warnings),
     )

@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("synthesis", ("videodd.synthesis",)),
     ("objectives", ("videodd.objectives",)),
     ("builders", ("videodd.builders", "videodd.generate")),
-    ("loop", ("videodd.distill", "videodd.evaluate")),
+    ("loop", ("videodd.guards", "videodd.distill", "videodd.evaluate")),
     ("report", ("videodd.report", "videodd.pipeline", "videodd.demo")),
     ("cli", ("videodd.cli",)),
     ("api", ("videodd",)),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 from videodd._version import __version__
 from videodd.cli import codec, demo, distill, evaluate, experts, info, listing, prepare, teacher
 from videodd.errors import VideoddError
+from videodd.guards import VideoddWarning
 from videodd.plugins import load_plugins
 
 __all__ = ["build_parser", "main"]
@@ -55,11 +57,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"videodd: error: {err}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (VideoddError, FileNotFoundError) as err:
-        print(f"videodd {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # a run's warnings as one line each, like its errors
+        warnings.showwarning = _one_line(args.command, warnings.showwarning)
+        try:
+            return int(args.func(args) or 0)
+        except (VideoddError, FileNotFoundError) as err:
+            print(f"videodd {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+def _one_line(command: str, default: Callable[..., None]) -> Callable[..., None]:
+    """``showwarning`` that prints a VideoddWarning as ``videodd COMMAND: warning: MESSAGE``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, VideoddWarning):
+            print(f"videodd {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show

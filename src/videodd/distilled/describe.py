@@ -87,5 +87,7 @@ def describe_set(dset: Described, full_train_bytes: int | None = None) -> str:
             f"{ratio:,.1f}x smaller than the full training set ({human_bytes(int(full))}; "
             f"{100.0 * sizes['total'] / float(full):.4g}% of it)",
         )
+    for warning in m.warnings:
+        row("warning", warning)
     row("format", f"v{m.format_version}, written by videodd {m.library_version}, created {m.created}")
     return "\n".join(lines)

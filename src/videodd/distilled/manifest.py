@@ -76,6 +76,7 @@ class DistilledManifest:
         layout: the kind's own settings, read only by the kind's hooks (stored frames of a
             temporally compressed pixel set, the static-dynamic pairing, a latent set's codec).
         info: informative entries (timings, source ids, ...); nothing reads them back to decide anything.
+        warnings: problems the run detected (a guard's or the objective's), shown by ``info`` and reports.
         library_version: videodd version that wrote the file.
         created: UTC ISO-8601 creation time (metadata only; nothing depends on it).
         format_version: file format version.
@@ -99,6 +100,7 @@ class DistilledManifest:
     storage_bytes: dict[str, int] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     library_version: str = __version__
     created: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -110,7 +112,7 @@ class DistilledManifest:
             config=dict(self.config), classes=list(self.classes), spec=self.spec.to_dict(),
             mean=[float(x) for x in self.mean], std=[float(x) for x in self.std],
             storage_bytes={k: int(v) for k, v in self.storage_bytes.items()},
-            layout=dict(self.layout), info=dict(self.info),
+            layout=dict(self.layout), info=dict(self.info), warnings=list(self.warnings),
         )
         return data
 

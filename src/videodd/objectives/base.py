@@ -10,7 +10,8 @@ An objective is built once per run as ``cls(store, setup, options)``:
 Hooks, all with no-op defaults: ``state_dict()`` / ``load_state_dict()`` (state carried across
 iterations: network pools, ...; saved in every checkpoint so a resumed run matches an
 uninterrupted one), ``param_groups()`` (extra learnable tensors optimised with the set, e.g. MTT's
-student lr) and ``export()`` (:class:`ObjectiveExport`: what the set's manifest records).
+student lr), ``export()`` (:class:`ObjectiveExport`: what the set's manifest records) and
+``health()`` (problems worth a warning, e.g. a learned lr stuck at its floor).
 
 Shared helpers: :meth:`Objective.sample_real` (``per_class`` random clips of every class),
 :meth:`Objective.new_network` (a freshly initialised network drawn from the run's generator),
@@ -75,11 +76,13 @@ class ObjectiveExport:
         label_loss: how evaluation fits the set's labels: ``ce``, or ``mse`` for labels that are
             regression targets (FRePo's learned labels).
         info: informative entries (``manifest.info``); nothing reads them back.
+        warnings: problems of the result worth showing in every report of the set.
     """
 
     learned_lr: float | None = None
     label_loss: str = "ce"
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 class Objective:
@@ -116,6 +119,11 @@ class Objective:
     def export(self) -> ObjectiveExport:
         """What the set's manifest records; nothing by default."""
         return ObjectiveExport()
+
+    def health(self) -> list[tuple[str, str]]:
+        """Problems of the objective's own state worth a warning now, as ``(code, message)`` (the run's
+        guard raises each code once); none by default."""
+        return []
 
     # -- shared helpers ----------------------------------------------------------------------------
     def sample_indices(self, generator: torch.Generator, per_class: int | None = None

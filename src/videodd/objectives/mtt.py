@@ -264,13 +264,32 @@ class TrajectoryMatching(Objective):
 
     def export(self) -> ObjectiveExport:
         """The student lr becomes the set's ``learned_lr`` (evaluation trains with it, as published,
-        also with ``learn_lr`` off); a non-positive one (only possible with ``min_lr`` 0) is kept
-        aside in ``info`` so that evaluation falls back to its protocol's lr."""
+        also with ``learn_lr`` off). A learned lr that ended at its floor ``min_lr`` (the student stopped
+        moving) or is not positive (``min_lr`` 0) is kept aside in ``info`` instead, with a warning, so
+        that evaluation falls back to its protocol's lr."""
         lr = self.current_lr()
-        info = {"mtt_experts": str(self.buffer.root)}
-        if math.isfinite(lr) and lr > 0:
-            return ObjectiveExport(learned_lr=lr, info=info)
-        return ObjectiveExport(info={**info, "mtt_unusable_student_lr": lr})
+        info: dict[str, Any] = {"mtt_experts": str(self.buffer.root)}
+        if not (math.isfinite(lr) and lr > 0):
+            return ObjectiveExport(info={**info, "mtt_unusable_student_lr": lr},
+                                   warnings=(f"the learned student lr {lr:g} is not usable: evaluation trains with "
+                                             "the protocol's lr",))
+        if self.at_floor():
+            return ObjectiveExport(info={**info, "mtt_student_lr_at_floor": lr},
+                                   warnings=(f"the learned student lr ended at its floor min_lr={lr:g}: evaluation "
+                                             "trains with the protocol's lr instead",))
+        return ObjectiveExport(learned_lr=lr, info=info)
+
+    def at_floor(self) -> bool:
+        """The learned student lr sits at its floor ``min_lr`` (clipped there at the next step)."""
+        return self.options.learn_lr and float(self.syn_lr.detach()) <= self.options.min_lr
+
+    def health(self) -> list[tuple[str, str]]:
+        if not self.at_floor():
+            return []
+        return [("lr-floor", f"the learned student lr sits at its floor min_lr={self.options.min_lr:g}: the student "
+                             "barely moves along the expert trajectory, so the matching signal is weak and the "
+                             "set's evaluation will fall back to the protocol's lr. Lower the pixel --lr, or raise "
+                             "objective.lr_init / objective.min_lr")]
 
     def current_lr(self) -> float:
         """The student lr as the next iteration (and evaluation) uses it: clipped at ``min_lr``."""

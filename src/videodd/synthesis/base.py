@@ -11,7 +11,8 @@ A parametrization is an ``nn.Module`` built as ``cls(store, ipc, generator, init
 - ``param_groups()``: optimizer groups with their own lr (learned labels, a hallucinator);
   parameters in no group train with the run's lr;
 - ``penalty()``: a term the distillation loop adds to the objective's loss (a regulariser of
-  the parametrization itself, e.g. a diversity loss); ``None`` by default.
+  the parametrization itself, e.g. a diversity loss); ``None`` by default;
+- ``clamp_(low, high)``: keep stored pixels in the data range (``--clamp-pixels``); no-op by default.
 
 Everything but ``forward`` and ``stored_tensors`` has a default. See docs/ARCHITECTURE.md.
 """
@@ -64,6 +65,10 @@ class Parametrization(nn.Module):
     def penalty(self) -> torch.Tensor | None:
         """A scalar the loop adds to the objective's loss (logged as ``penalty``); none by default."""
         return None
+
+    def clamp_(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Keep stored pixels within ``[low, high]`` per channel ``(C,)`` (``DistillConfig.clamp_pixels``,
+        after every step); parametrizations whose tensors are not pixels leave them as they are."""
 
     def nonfinite(self) -> list[str]:
         """Names of parameters holding NaN or Inf."""

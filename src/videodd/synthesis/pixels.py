@@ -194,6 +194,13 @@ class Pixels(Parametrization):
             groups.append({"params": [self.interp], "lr": self.options.interp_lr})
         return groups
 
+    @torch.no_grad()
+    def clamp_(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Clip every stored pixel to ``[low_c, high_c]`` of its channel."""
+        shape = (1, -1, 1, 1, 1)
+        self.videos.copy_(torch.maximum(torch.minimum(self.videos, high.to(self.videos).view(shape)),
+                                        low.to(self.videos).view(shape)))
+
     def stored_tensors(self) -> dict[str, torch.Tensor]:
         """``videos`` ``(N, C, t, H, W)`` (``t = T`` for plain pixels) and a learned ``interp_matrix`` ``(T, t)``."""
         tensors = {"videos": self.videos.detach().cpu().contiguous()}
