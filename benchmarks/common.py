@@ -19,12 +19,25 @@ import yaml
 
 from videodd.config import load_yaml
 from videodd.data.store import ClipStore, write_store
-from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions
+from videodd.data.synth_motion import SynthMotionConfig, generate_synth_motion, synth_motion_stores
+from videodd.data.synthetic import SynthActionsConfig, generate_synth_actions, synth_actions_stores
 from videodd.evaluate import EvalReport
+from videodd.teachers.experts import ExpertConfig
 
 __all__ = [
-    "BENCHMARKS", "DM_RANDOM_INIT", "RECIPES", "SYNTH_ACTIONS", "add_protocol_args", "load_results", "machine_info",
-    "references_summary", "set_dotted", "shipped_recipe", "validation_store",
+    "BENCHMARKS",
+    "DM_RANDOM_INIT",
+    "RECIPES",
+    "SYNTH_ACTIONS",
+    "SYNTH_EXPERTS",
+    "add_protocol_args",
+    "benchmark_stores",
+    "load_results",
+    "machine_info",
+    "references_summary",
+    "set_dotted",
+    "shipped_recipe",
+    "validation_store",
 ]
 
 #: this folder, and the synth-actions recipes the benchmarks run as shipped
@@ -37,6 +50,30 @@ SYNTH_ACTIONS = "synth-actions (10 classes, 8x32x32)"
 # DM from random real clips, lr chosen on a validation split (benchmarks/tuning/tune_dm_synth.py): the
 # recipe of the first measurements, kept as the default of the benchmarks that reproduce them
 DM_RANDOM_INIT = {"iterations": 200, "batch_real": 64, "lr": 100.0, "momentum": 0.5, "model": "convnet3d-s"}
+
+
+# the expert buffer the synth-actions MTT recipes are written for (see configs/synth-actions/mtt-ipc1.yaml)
+SYNTH_EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=5,
+                             save_epochs_up_to=5)
+
+
+def benchmark_stores(name: str, work: Path) -> tuple[ClipStore, ClipStore, ClipStore]:
+    """``(train, test, validation)`` of an embedded benchmark at its default size, in ``WORK/data``.
+
+    The validation clips are the test split of the same generator with seed 1: never the test clips.
+    """
+    if name == "synth-actions":
+        train, test = synth_actions_stores(work / "data", SynthActionsConfig())
+        return train, test, validation_store(work, train)
+    if name == "synth-motion":
+        train, test = synth_motion_stores(work / "data", SynthMotionConfig())
+        val = work / "val"
+        if not (val / "meta.json").exists():
+            clips, labels, _ = generate_synth_motion(SynthMotionConfig(seed=1), "test")
+            write_store(val, clips, labels, dataset="synth-motion", split="val", classes=train.classes,
+                        spec=train.spec, mean=train.meta.mean, std=train.meta.std)
+        return train, test, ClipStore(val)
+    raise SystemExit(f"unknown benchmark {name!r}; valid: synth-actions, synth-motion")
 
 
 def validation_store(work: Path, train: ClipStore) -> ClipStore:

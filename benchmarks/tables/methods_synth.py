@@ -31,17 +31,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SYNTH_ACTIONS, add_protocol_args, load_results, machine_info, shipped_recipe
+from benchmarks.common import (
+    SYNTH_ACTIONS,
+    SYNTH_EXPERTS,
+    add_protocol_args,
+    load_results,
+    machine_info,
+    shipped_recipe,
+)
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 from videodd.report import cross_arch_table, markdown_table, rows_from_report
-from videodd.teachers.experts import ExpertConfig, train_experts
-
-# the expert buffer the synth-actions MTT recipes are written for (see configs/synth-actions/mtt-ipc1.yaml)
-EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=5, save_epochs_up_to=5)
-
+from videodd.teachers.experts import train_experts
 
 # Ablations of a recipe, run as METHOD@VARIANT (the static-dynamic paper's ablation rows).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -105,7 +108,7 @@ def main() -> None:
         raise SystemExit(f"unknown variant in {unknown}; valid: {', '.join(VARIANTS)}")
     methods.sort(key=lambda m: m != "vdsd-static")  # stage 1 before the stage-2 runs that read it
     if any(m.partition("@")[0].endswith("mtt") for m in methods):
-        res = train_experts(train, experts, EXPERTS, seed=0, resume=True)
+        res = train_experts(train, experts, SYNTH_EXPERTS, seed=0, resume=True)
         print(f"experts: {res.total_bytes / 2**20:.1f} MiB in {experts}")
     reports = {}
     for ipc in [int(x) for x in args.ipcs.split(",")]:

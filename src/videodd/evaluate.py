@@ -194,6 +194,7 @@ class EvalReport:
     equal_storage_ipc: int | None = None  # the pixel IPC whose bytes the set was built to fit
     learned_lr_used: float | None = None  # the set's learned lr, when evaluation trained with it
     set_warnings: list[str] = field(default_factory=list)  # what the distillation run warned about
+    tuning: dict[str, Any] | None = None  # how --tune chose the set's settings (the manifest's info["tuning"])
 
     @property
     def compression_ratio(self) -> float:
@@ -237,6 +238,12 @@ class EvalReport:
                 lines.append(f"**{name}: {summary.collapsed} of {len(summary.runs)} runs collapsed** (the model "
                              "predicted one class for every test clip; those runs are in the mean above)")
         lines += [f"warning from distillation: {w}" for w in self.set_warnings]
+        if self.tuning:
+            t = self.tuning
+            tried = "; ".join(f"{r['key'] or '(as given)'}: {100 * r['val_top1_mean']:.1f} %" for r in t["rows"])
+            lines.append(f"settings chosen on a validation split of the training store ({t['split']['fit_clips']} "
+                         f"clips to fit, {t['split']['val_clips']} to validate; protocol {t['protocol']}): "
+                         f"**{t['chosen'] or '(as given)'}**, among {tried}")
         return "\n".join(lines)
 
 
@@ -436,4 +443,5 @@ def evaluate(
         equal_storage_ipc=distilled.manifest.equal_storage_ipc,
         learned_lr_used=learned_lr,
         set_warnings=list(distilled.manifest.warnings),
+        tuning=distilled.manifest.info.get("tuning"),
     )

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("objectives", ("videodd.objectives",)),
     ("builders", ("videodd.builders", "videodd.generate")),
     ("loop", ("videodd.guards", "videodd.distill", "videodd.evaluate")),
-    ("report", ("videodd.report", "videodd.pipeline", "videodd.demo")),
+    ("workflows", ("videodd.report", "videodd.pipeline", "videodd.demo", "videodd.tune")),
     ("cli", ("videodd.cli",)),
     ("api", ("videodd",)),
 )

@@ -19,9 +19,10 @@ from videodd.cli.common import (
     positive_int,
     resolve_device,
 )
-from videodd.config import ConfigError, load_yaml
+from videodd.config import ConfigError, from_dict, load_yaml
 from videodd.distill import COMPONENTS, DistillConfig, distill, resolve_config
 from videodd.methods import METHODS
+from videodd.tune import TuneConfig, distill_tuned, tuning_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="set_options", action="append", default=[], metavar="PART.KEY=VALUE",
                    help="a component option, e.g. --set objective.syn_steps=20 or --set selector.feature_epochs=5 "
                         "(PART is objective, parametrization, selector or builder; VALUE is read as YAML); repeatable")
+    g = p.add_argument_group("tuning on a validation split of DATA/train (a recipe's `tune:` mapping sets the same)")
+    g.add_argument("--tune", dest="tune_grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="candidate values of a setting, e.g. --tune lr=1,10,100 or --tune objective.syn_steps=5,10; "
+                        "every combination is distilled on a split of DATA/train, scored on the held-out part, and "
+                        "the best is run on all of DATA/train (RUN/tune/ keeps the table); repeatable")
+    g.add_argument("--tune-iterations", type=int, default=None, metavar="N",
+                   help="iterations of each candidate (default: the run's)")
+    g.add_argument("--tune-epochs", type=positive_int, default=None, metavar="E",
+                   help=f"epochs of each candidate's evaluation (default {TuneConfig().epochs})")
+    g.add_argument("--tune-runs", type=positive_int, default=None, metavar="R",
+                   help=f"evaluation runs per candidate (default {TuneConfig().runs})")
+    g.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help=f"share of each class held out for validation (default {TuneConfig().val_fraction})")
+    g.add_argument("--no-tune", action="store_true", help="ignore the recipe's tune: mapping")
     g = p.add_argument_group("equal storage (latent method)")
     g.add_argument("--match-ipc", dest="match_ipc", type=positive_int, default=None, metavar="K",
                    help="the largest latent IPC whose stored bytes fit pixel IPC K at float32 (overrides --ipc); "
@@ -60,8 +75,30 @@ def parse_set(item: str) -> tuple[str, str, Any]:
     return part, key, value
 
 
+def tune_config(recipe: Any, args: argparse.Namespace) -> TuneConfig | None:
+    """The recipe's ``tune:`` mapping with the ``--tune*`` flags on top; None when there is nothing to tune."""
+    if args.no_tune:
+        return None
+    data = dict(recipe or {})
+    grid = dict(data.get("grid") or {})
+    for item in args.tune_grid:
+        key, eq, values = item.partition("=")
+        if not eq or not key or not values:
+            raise ConfigError(f"--tune {item!r}: expected KEY=V1,V2,... (e.g. --tune lr=1,10,100)")
+        grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+    data["grid"] = grid
+    for name, flag in (("iterations", "tune_iterations"), ("epochs", "tune_epochs"), ("runs", "tune_runs"),
+                       ("val_fraction", "val_fraction")):
+        if getattr(args, flag) is not None:
+            data[name] = getattr(args, flag)
+    if not grid:
+        return None
+    return from_dict(TuneConfig, data, "tune")
+
+
 def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    tune = tune_config(overrides.pop("tune", None), args)
     method = args.method or overrides.pop("method", None)
     if method is None:
         raise SystemExit("videodd distill: error: --method is required (or a --config with a method field)")
@@ -79,8 +116,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(method, overrides)
     train, _ = data_stores(args.data)
     out = Path(args.out or f"runs/{train.meta.dataset}-{cfg.method}-ipc{cfg.ipc}-s{cfg.seed}")
-    result = distill(train, cfg, out, resume=args.resume, device=resolve_device(args.device),
-                     progress=not args.quiet)
+    if tune is None:
+        result = distill(train, cfg, out, resume=args.resume, device=resolve_device(args.device),
+                         progress=not args.quiet)
+    else:
+        result, tuned = distill_tuned(train, cfg, out, tune, resume=args.resume, device=resolve_device(args.device),
+                                      progress=not args.quiet)
+        print(f"tuned on {tuned.split['fit_clips']} + {tuned.split['val_clips']} training clips (fit + validation):")
+        print(tuning_table(tuned.rows, tuned.chosen["key"]))
     extra = f", {result.seconds_per_iteration:.3f} s/iteration" if result.seconds_per_iteration else ""
     resumed = f" (resumed from iteration {result.resumed_from})" if result.resumed_from else ""
     print(f"{cfg.method} IPC {result.distilled.ipc}: {result.distilled.num_videos} videos in {result.seconds:.1f} s"

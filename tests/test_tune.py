@@ -1,0 +1,102 @@
+"""--tune: settings chosen on a validation split carved from the training store, never the test split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SmokeRuns
+from videodd.cli import main
+from videodd.config import ConfigError
+from videodd.data.store import ClipStore
+from videodd.distill import resolve_config
+from videodd.evaluate import evaluate
+from videodd.teachers.experts import ExpertBuffer
+from videodd.tune import TuneConfig, carve_split, distill_tuned
+
+
+def test_the_split_is_stratified_disjoint_and_reused(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    fit, val = carve_split(train, tmp_path / "split", val_fraction=0.34, seed=0)
+    assert val.class_counts().tolist() == [2, 2, 2] and fit.class_counts().tolist() == [4, 4, 4]
+    record = json.loads((tmp_path / "split" / "split.json").read_text())
+    assert sorted(record["fit"] + record["val"]) == list(range(len(train))) and not set(record["fit"]) & set(
+        record["val"])
+    assert np.array_equal(val.clips[:], train.clips[record["val"]])  # the held-out clips themselves
+    assert fit.meta.mean == train.meta.mean and val.meta.std == train.meta.std  # the training normalization
+    stamp = (tmp_path / "split" / "val" / "clips.npy").stat().st_mtime_ns
+    carve_split(train, tmp_path / "split", val_fraction=0.34, seed=0)
+    assert (tmp_path / "split" / "val" / "clips.npy").stat().st_mtime_ns == stamp  # reused, not written again
+    other, _ = carve_split(train, tmp_path / "other", val_fraction=0.34, seed=1)
+    assert json.loads((tmp_path / "other" / "split.json").read_text())["val"] != record["val"]
+
+
+def test_tuning_chooses_on_validation_and_runs_the_choice_on_all_the_training_clips(tiny_stores, tmp_path,
+                                                                                   monkeypatch):
+    """Noise scores at chance on the held-out clips and real clips do not: the real start is chosen, run on the
+    whole training store, and the report says how it was chosen. A resumed tuning evaluates nothing again."""
+    import videodd.tune as tune_module
+
+    train, test = tiny_stores
+    cfg = resolve_config("dm", {"ipc": 1, "iterations": 0})
+    tune = TuneConfig(grid={"init": ["noise", "real"]}, val_fraction=0.34, epochs=20, runs=1)
+    result, tuned = distill_tuned(train, cfg, tmp_path / "run", tune)
+    rows = {row["key"]: row["val_top1_mean"] for row in tuned.rows}
+    assert set(rows) == {"init=noise", "init=real"} and rows["init=real"] > rows["init=noise"]
+    assert tuned.chosen["key"] == "init=real" and result.distilled.manifest.config["init"] == "real"
+    assert result.distilled.manifest.dataset_fingerprint == train.fingerprint  # the final run: all of train
+    assert ClipStore(tmp_path / "run" / "tune" / "val").fingerprint not in (train.fingerprint, test.fingerprint)
+    assert "init=real **(chosen)**" in (tmp_path / "run" / "tune" / "tune.md").read_text()
+    report = evaluate(result.distilled, test, "cpu")
+    assert "settings chosen on a validation split of the training store" in report.to_markdown()
+    assert "**init=real**" in report.to_markdown()
+
+    calls = []
+    monkeypatch.setattr(tune_module, "evaluate", lambda *a, **k: calls.append(a) or None)
+    again, retuned = distill_tuned(train, cfg, tmp_path / "run", tune, resume=True)
+    assert calls == [] and retuned.rows == tuned.rows  # every candidate was finished: nothing evaluated again
+
+
+def test_teachers_are_trained_again_on_the_fit_part(smoke_runs: SmokeRuns, tmp_path):
+    """MTT's experts saw the validation clips: tuning trains them again on the fit part, with their settings."""
+    cfg = smoke_runs.config("mtt")
+    tune = TuneConfig(grid={"lr": [10.0, 100.0]}, epochs=2, runs=1, val_fraction=0.34)
+    result, tuned = distill_tuned(smoke_runs.train, cfg, tmp_path / "run", tune)
+    refit = ExpertBuffer(tmp_path / "run" / "tune" / "experts")
+    original = ExpertBuffer(cfg.objective["experts"])
+    fit = ClipStore(tmp_path / "run" / "tune" / "fit")
+    assert refit.manifest["store_fingerprint"] == fit.fingerprint != original.manifest["store_fingerprint"]
+    assert refit.manifest["config"] == original.manifest["config"] and len(refit) == len(original)
+    assert result.distilled.manifest.config["objective"]["experts"] == cfg.objective["experts"]  # the final run's
+    assert len(tuned.rows) == 2
+
+
+def test_tune_settings_are_checked(tiny_stores, tmp_path, capsys):
+    with pytest.raises(ValueError, match="val_fraction"):
+        TuneConfig(val_fraction=1.0)
+    with pytest.raises(ValueError, match="non-empty list"):
+        TuneConfig(grid={"lr": []})
+    train, _ = tiny_stores
+    with pytest.raises(ConfigError, match="unknown field"):
+        distill_tuned(train, resolve_config("dm", {"iterations": 0}), tmp_path / "r", TuneConfig(grid={"rate": [1]}))
+    with pytest.raises(ConfigError, match="must start with one of"):
+        distill_tuned(train, resolve_config("dm", {"iterations": 0}), tmp_path / "r",
+                      TuneConfig(grid={"optimizer.beta": [1]}))
+    data = str(train.root.parent)
+    assert main(["distill", "--method", "dm", "--data", data, "--out", str(tmp_path / "x"), "--tune", "lr"]) == 2
+    assert "expected KEY=V1,V2" in capsys.readouterr().err
+
+
+def test_a_recipes_tune_mapping_runs_unless_no_tune(tiny_stores, tmp_path, capsys):
+    train, _ = tiny_stores
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: dm\nipc: 1\niterations: 2\nbatch_real: 4\n"
+                      "tune:\n  grid: {lr: [1, 10]}\n  epochs: 2\n  runs: 1\n  val_fraction: 0.34\n")
+    data = str(train.root.parent)
+    assert main(["distill", "--config", str(recipe), "--data", data, "--out", str(tmp_path / "t"), "--quiet"]) == 0
+    assert "| lr=1" in capsys.readouterr().out and (tmp_path / "t" / "tune" / "tune.json").is_file()
+    assert main(["distill", "--config", str(recipe), "--data", data, "--out", str(tmp_path / "n"), "--no-tune",
+                 "--quiet"]) == 0
+    assert not (tmp_path / "n" / "tune").exists()
