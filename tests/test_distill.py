@@ -25,12 +25,51 @@ def test_resume_equals_uninterrupted_run(tiny_stores, tmp_path):
     assert torch.equal(again.tensors["videos"], full.distilled.tensors["videos"])
 
 
-def test_resume_refuses_a_different_config(tiny_stores, tmp_path):
+def test_resume_names_every_setting_that_differs_and_more_iterations_extend_the_run(tiny_stores, tmp_path):
+    """Issue 15, item 6."""
+    from videodd.distill import RunFolderError
+
     train, _ = tiny_stores
     cfg = resolve_config("dm", {"iterations": 2, "batch_real": 4})
     distill(train, cfg, tmp_path / "r")
-    with pytest.raises(ValueError, match="different config"):
+    other = resolve_config("dm", {"iterations": 2, "batch_real": 4, "lr": 3.0, "objective": {"pool_size": 2}})
+    with pytest.raises(RunFolderError, match=r"distill.lr: 1.0 -> 3.0; distill.objective.pool_size: None -> 2"):
+        distill(train, other, tmp_path / "r", resume=True)
+    longer = resolve_config("dm", {"iterations": 4, "batch_real": 4})
+    extended = distill(train, longer, tmp_path / "r", resume=True)
+    assert extended.resumed_from == 2
+    straight = distill(train, longer, tmp_path / "straight").distilled
+    assert torch.equal(extended.distilled.tensors["videos"], straight.tensors["videos"])
+    with pytest.raises(RunFolderError, match=r"distill.iterations: 4 -> 3"):  # a run does not shrink
         distill(train, resolve_config("dm", {"iterations": 3, "batch_real": 4}), tmp_path / "r", resume=True)
+
+
+def test_a_finished_run_is_never_overwritten_silently(tiny_stores, tmp_path):
+    """Issue 15, item 1: refused without --resume/--force; --force keeps the old run until the new one is complete."""
+    from videodd.distill import RunFolderError
+
+    train, _ = tiny_stores
+    cfg = resolve_config("dm", {"iterations": 2, "batch_real": 4})
+    first = distill(train, cfg, tmp_path / "r").distilled.tensors["videos"]
+    with pytest.raises(RunFolderError, match=r"holds a finished run \(dm, IPC 1, 2 iterations\).*--resume.*--force"):
+        distill(train, resolve_config("dm", {"iterations": 2, "batch_real": 4, "seed": 1}), tmp_path / "r")
+    other = resolve_config("dm", {"iterations": 4, "batch_real": 4, "seed": 1})
+
+    def crash(it, _param):
+        if it == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the replacement dies half-way: the old run is untouched
+        distill(train, other, tmp_path / "r", overwrite=True, on_iteration=crash)
+    kept = DistilledSet.load(tmp_path / "r" / "distilled.safetensors")
+    assert torch.equal(kept.tensors["videos"], first) and kept.manifest.seed == 0
+    replaced = distill(train, other, tmp_path / "r", overwrite=True)
+    assert replaced.run_dir == tmp_path / "r"
+    assert DistilledSet.load(tmp_path / "r" / "distilled.safetensors").manifest.seed == 1
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no .new / .old folders left
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file"):
+        distill(train, cfg, tmp_path / "file")
 
 
 def test_nan_stops_with_iteration_and_keeps_last_good_checkpoint(tiny_stores, tmp_path):

@@ -436,9 +436,36 @@ def test_store_with_other_spec_refused(tmp_path: Path) -> None:
 
 def test_store_with_other_normalization_refused(tmp_path: Path) -> None:
     store = tiny_store(tmp_path / "norm", CLASSES, SPEC, mean=[0.1, 0.1, 0.1])
-    with pytest.raises(DistilledSetError, match="normalization differs"):
+    with pytest.raises(DistilledSetError, match="was not prepared with the set's training data") as info:
         pixel_set().check_compatible(store)
+    assert "fingerprint 0123456789abcdef" in str(info.value) and "mean [0.1, 0.1, 0.1]" in str(info.value)
     pixel_set().check_compatible(store, check_normalization=False)
+
+
+def test_store_of_another_dataset_is_named(tmp_path: Path) -> None:
+    """Issue 15, item 8: the message names both datasets, not a normalization mismatch."""
+    store = tiny_store(tmp_path / "other", CLASSES, SPEC)
+    other = DistilledSet(tensors=pixel_set().tensors, labels=hard_labels(), manifest=make_manifest(dataset="ucf101"))
+    with pytest.raises(IncompatibleStoreError, match="distilled from dataset 'ucf101' .*fingerprint 0123456789abcdef"
+                       r".* is dataset 'synth-actions'"):
+        other.check_compatible(store)
+
+
+def test_a_manifest_that_disagrees_with_the_tensors_is_refused(tmp_path: Path) -> None:
+    """Issue 15, item 4: a hand-edited ipc (or labels) no longer matching the tensors is refused on load."""
+    dset = pixel_set()
+    path = dset.save(tmp_path / "set.safetensors")
+    tensors, manifest = raw_parts(DistilledSet.load(path))
+    manifest["ipc"] = 5
+    write_raw(tmp_path / "edited.safetensors", tensors, manifest)
+    with pytest.raises(DistilledSetError, match=r"edited.safetensors: the manifest says ipc 5 for 3 classes \(15 "
+                       r"videos\) but the set holds 6"):
+        DistilledSet.load(tmp_path / "edited.safetensors")
+    tensors["labels"] = torch.tensor([0, 0, 0, 1, 1, 2])
+    manifest["ipc"] = 2
+    write_raw(tmp_path / "labels.safetensors", tensors, manifest)
+    with pytest.raises(DistilledSetError, match=r"classes hold other counts: walk \(3\), jump \(1\)"):
+        DistilledSet.load(tmp_path / "labels.safetensors")
 
 
 # -- describe ------------------------------------------------------------------------------------

@@ -128,12 +128,20 @@ def test_miniucf_keeps_its_50_classes_and_names_empty_ones(tmp_path, encoded, ca
     check_store(tr, list(MINIUCF_CLASSES), list(range(50)))
     check_store(te, list(MINIUCF_CLASSES), list(range(50)))
     assert "YoYo" not in " ".join(tr.meta.source_ids)
-    # a class whose only training video is gone: recorded as missing, and the class has no clips -> error
+    # a class whose only training video is gone: found from the index, before anything is decoded
     (root / "UCF-101" / "Biking" / "v_Biking_g02_c01.avi").unlink()
     assert main(["prepare", "miniucf", "--root", str(root / "UCF-101"), "--out", str(tmp_path / "o2"),
                  "--spec", SPEC, "--workers", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "no clips for class 'Biking'" in err and "Traceback" not in err
+    assert "classes with fewer than 1 video(s) in a split: 'Biking' (0 train, 1 test)" in err
+    assert "Traceback" not in err and not (tmp_path / "o2" / ".train.partial").exists()  # nothing was decoded
+    # issue 15, item 9: go on without it, the drop recorded in both manifests
+    tr, te = prepare("miniucf", "--root", str(root / "UCF-101"), "--min-videos-per-class", "1",
+                     out=tmp_path / "o3", capsys=capsys)
+    assert tr.num_classes == te.num_classes == 49 and "Biking" not in tr.classes
+    dropped = tr.meta.extra["prepare"]["dropped_classes"]
+    assert dropped == [{"class": "Biking", "reason": "fewer than 1 video(s) in a split (--min-videos-per-class 1)",
+                        "train_videos": 0, "test_videos": 1}] == te.meta.extra["prepare"]["dropped_classes"]
 
 
 def write_hmdb(root: Path, encoded: dict[str, list[bytes]]) -> Path:
@@ -394,3 +402,110 @@ def test_real_clips_folder(test_data_dir, tmp_path, capsys):
     assert [f["source_id"] for f in train.meta.failures] == ["train/other/corrupted.mp4"]
     assert np.asarray(train.clips).std() > 10  # real content, not blank frames
     shutil.rmtree(tmp_path / "out")
+
+
+def test_nothing_in_a_folder_is_dropped_without_a_word(tmp_path, encoded, capsys):
+    """Issue 15, item 10: a val/ split next to test/ is reported; broken links, ._* files and empty files are
+    listed with their reason; `videodd info` lists the failures."""
+    root = tmp_path / "mine"
+    for split in ("train", "test", "val"):
+        for c, name in enumerate(("jump", "run")):
+            for v in range(2):
+                put(encoded, root / split / name / f"{name}{v}.mp4", c + v)
+    (root / "train" / "run" / "._run0.mp4").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork
+    (root / "train" / "jump" / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")  # a dangling symlink
+    (root / "test" / "jump" / "partial.mp4").write_bytes(b"")  # a 0-byte file from an interrupted download
+    train, test = prepare("folder", "--root", str(root), out=tmp_path / "out", capsys=capsys)
+    assert len(train) == 4 and len(test) == 4
+    reasons = {f["source_id"]: f["reason"] for f in train.meta.failures + test.meta.failures}
+    assert reasons["run/._run0.mp4"].startswith("macOS resource fork")
+    assert reasons["jump/gone.mp4"].startswith("broken symbolic link")
+    assert reasons["test/jump/partial.mp4"].startswith("empty file (0 bytes)")
+    assert main(["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "again"), "--spec", SPEC,
+                 "--workers", "1", "--quiet"]) == 0
+    assert "warning: " in capsys.readouterr().err  # val/ is not used: said so
+    info_out = tmp_path / "info"
+    assert main(["info", str(tmp_path / "out" / "test")]) == 0
+    printed = capsys.readouterr().out
+    assert "test/jump/partial.mp4: empty file (0 bytes)" in printed
+    val = prepare("folder", "--root", str(root), "--test-split", "val", out=info_out, capsys=capsys)[1]
+    assert all(s.startswith("val/") for s in val.meta.source_ids)
+
+
+def test_a_class_whose_test_videos_all_fail_stops_before_the_training_split_is_decoded(tmp_path, encoded, capsys):
+    """Issue 15, item 9: the test split is decoded first, and the error names that class's own files."""
+    root = tmp_path / "mine"
+    for split in ("train", "test"):
+        for c, name in enumerate(("jump", "run")):
+            for v in range(2):
+                put(encoded, root / split / name / f"{name}{v}.mp4", c + v)
+    for v in range(2):
+        (root / "test" / "run" / f"run{v}.mp4").write_bytes(b"not a video" * 50)
+    (root / "train" / "jump" / "jump0.mp4").write_bytes(b"also broken" * 50)  # another class's failure
+    assert main(["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "out"), "--spec", SPEC,
+                 "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no clips for class 'run' (2 videos listed, 2 failed to decode)" in err
+    assert "test/run/run0.mp4" in err and "jump0" not in err  # the example is the class's own file
+    assert not (tmp_path / "out" / ".train.partial").exists() and not (tmp_path / "out" / "train").exists()
+
+
+def _tagged(tag: str) -> list[int]:
+    """PIDs of live processes whose environment holds ``VIDEODD_TEST_TAG=tag``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if f"VIDEODD_TEST_TAG={tag}".encode() in env.split(b"\0") and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_decoding_workers_die_with_a_killed_prepare(tmp_path, encoded):
+    """Issue 15, item 11: kill -9 of `videodd prepare` leaves no worker (nor resource tracker) decoding on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    root = tmp_path / "mine"
+    for c, name in enumerate(("jump", "run")):
+        for v in range(30):
+            put(encoded, root / name / f"{name}{v}.mp4", c + v)
+    tag = uuid.uuid4().hex
+    # every decode takes 30 s (a long video): a worker orphaned mid-task would decode on long after the kill
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(
+        "import time\nimport videodd.data.prepare as prep\nreal = prep._load_reader\n"
+        "def slow_reader():\n    read, err = real()\n"
+        "    def read_clip(*a, **k):\n        time.sleep(30)\n        return read(*a, **k)\n"
+        "    return read_clip, err\nprep._load_reader = slow_reader\n")
+    env = {**os.environ, "VIDEODD_TEST_TAG": tag, "OMP_NUM_THREADS": "1", "VIDEODD_PREPARE_CHUNK": "1",
+           "PYTHONPATH": os.pathsep.join([str(slow), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "videodd.cli", "prepare", "folder", "--root", str(root), "--out",
+                             str(tmp_path / "out"), "--spec", SPEC, "--workers", "2", "--quiet"], env=env)
+    deadline = time.time() + 60
+    while len(_tagged(tag)) < 3:  # the parent and at least two children (workers, resource tracker)
+        assert proc.poll() is None and time.time() < deadline, "the workers did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # workers now in their 30-s decode
+    deadline = time.time() + 8
+    try:
+        while _tagged(tag):
+            assert time.time() < deadline, f"processes outlived the killed prepare: {_tagged(tag)}"
+            time.sleep(0.1)
+    finally:
+        for pid in _tagged(tag):  # on failure: do not leave them running
+            os.kill(pid, signal.SIGKILL)
+    assert (tmp_path / "out" / ".test.partial" / "settings.json").exists()  # the unfinished work is kept

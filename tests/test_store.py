@@ -102,3 +102,26 @@ def test_normalize_is_inverse_of_denormalize():
     raw = torch.randint(0, 256, (2, 4, 8, 8, 3), dtype=torch.uint8)
     x = normalize_uint8(raw, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
     assert torch.equal(denormalize_to_uint8(x, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]), raw)
+
+
+def test_a_corrupt_array_file_is_named_and_pickles_are_never_suggested(tmp_path):
+    """Issue 15, item 7: a truncated or garbage clips.npy names the file, says it is corrupt, and never
+    suggests loading pickles."""
+    import pickle
+
+    clips = np.zeros((4, 2, 8, 8, 3), dtype=np.uint8)
+    spec = ClipSpec(frames=2, size=8)
+    for content, name in [(b"garbage" * 10, "garbage"), (None, "truncated"), (pickle.dumps([1, 2]), "pickle")]:
+        store = write_store(tmp_path / name, clips, np.arange(4) % 2, dataset="d", split="train",
+                            classes=["a", "b"], spec=spec)
+        path = store.root / "clips.npy"
+        if content is None:
+            path.write_bytes(path.read_bytes()[:200])
+        elif name == "pickle":
+            np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        else:
+            path.write_bytes(content)
+        with pytest.raises(StoreError) as info:
+            ClipStore(store.root)
+        message = str(info.value)
+        assert str(path) in message and "corrupt store file" in message and "allow_pickle" not in message

@@ -76,7 +76,7 @@ def main() -> None:
     results = load_results(out)
     results.update({"benchmark": args.benchmark, "method": args.method, "ipc": args.ipc, "seed": args.seed,
                     "recipe": recipe, "protocol": protocol.name, "runs": args.runs, **machine_info()})
-    result = distill(train, resolve_config(args.method, recipe), run_dir, resume=(run_dir / "config.yaml").exists())
+    result = distill(train, resolve_config(args.method, recipe), run_dir, resume=True, overwrite=True)
     results["warnings"] = result.distilled.manifest.warnings
     curve = results.setdefault("validation", {})
     for point in points:

@@ -69,7 +69,8 @@ def run_one(name: str, method: str, overrides: dict[str, Any], train: ClipStore,
         print(f"{name}: done ({cached})", flush=True)
         return json.loads(cached.read_text())
     print(f"distill {name}", flush=True)
-    result = distill(train, cfg, work / "runs" / name, device=device, progress=False)
+    result = distill(train, cfg, work / "runs" / name, resume=True, overwrite=True, device=device,
+                     progress=False)
     dset = result.distilled
     print(f"    {dset.num_videos} videos (IPC {dset.ipc}) in {result.seconds:.0f} s; evaluate: {protocol.runs} runs of "
           f"{protocol.train.epochs} epochs", flush=True)

@@ -132,7 +132,8 @@ def main() -> None:
                                   "distill_seconds": result.seconds}
                     write_json(out, results)
                 continue
-            result = distill(train, resolve_config(method.partition("@")[0], overrides), run_dir)
+            result = distill(train, resolve_config(method.partition("@")[0], overrides), run_dir, resume=True,
+                             overwrite=True)
             report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "full"),
                               cache_dir=work / "references")
             report.save(run_dir / "report.json")

@@ -96,7 +96,7 @@ def main() -> None:
                 continue
             cfg = resolve_config(method, recipe_for(method, args.ipc, seed, args.set, work / "experts"))
             run_dir = work / "runs" / f"{method}-ipc{args.ipc}-seed{seed}"
-            result = distill(train, cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").exists())
+            result = distill(train, cfg, run_dir, resume=True, overwrite=True)
             report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "full"),
                               cache_dir=work / "references")
             report.save(run_dir / "report.json")

@@ -40,7 +40,8 @@ def main() -> None:
     # the DM initialisation (random real clips, same seed) on validation: what DM must improve on
     init_method = "random" if args.init == "real" else args.init
     tune = work / "tune"
-    init = distill(train, resolve_config(init_method, {"ipc": args.ipc}), tune / f"{init_method}-ipc{args.ipc}")
+    init = distill(train, resolve_config(init_method, {"ipc": args.ipc}), tune / f"{init_method}-ipc{args.ipc}",
+                   resume=True, overwrite=True)
     init_report = evaluate(init.distilled, val, protocol, references=())
     results = [{"method": f"{init_method} (DM init)", "val_top1_mean": init_report.result.top1_mean,
                 "val_top1_std": init_report.result.top1_std}]
@@ -52,7 +53,7 @@ def main() -> None:
             start = time.perf_counter()
             try:
                 name = f"dm-ipc{args.ipc}-{model}-lr{lr:g}-it{args.iterations}-{args.init}"
-                res = distill(train, dcfg, tune / name)
+                res = distill(train, dcfg, tune / name, resume=True, overwrite=True)
             except NonFiniteError as err:  # too large a step: record it and go on
                 results.append({"method": "dm", "model": model, "lr": lr, "iterations": args.iterations,
                                 "val_top1_mean": float("nan"), "error": str(err).split(";")[0]})

@@ -52,7 +52,8 @@ def main() -> None:
     if args.eval_epochs:
         protocol = dataclasses.replace(protocol, name=f"cpu-{args.eval_epochs}ep",
                                        train=dataclasses.replace(protocol.train, epochs=args.eval_epochs))
-    init = distill(train, resolve_config("random", {"ipc": 1}), work / "tune" / "random-ipc1")
+    init = distill(train, resolve_config("random", {"ipc": 1}), work / "tune" / "random-ipc1", resume=True,
+                   overwrite=True)
     init_report = evaluate(init.distilled, val, protocol, references=())
     results = [{"method": "random (MTT init)", "val_top1_mean": init_report.result.top1_mean,
                 "val_top1_std": init_report.result.top1_std}]
@@ -63,7 +64,7 @@ def main() -> None:
         run_dir = work / "tune" / f"mtt-ipc1-lr{lr:g}-it{args.iterations}"
         row = {"method": "mtt", "lr": lr, "iterations": args.iterations, **MTT}
         try:
-            res = distill(train, cfg, run_dir)
+            res = distill(train, cfg, run_dir, resume=True, overwrite=True)
         except NonFiniteError as err:
             results.append({**row, "error": str(err)})
             print(json.dumps(results[-1]), flush=True)

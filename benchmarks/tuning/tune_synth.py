@@ -56,7 +56,8 @@ def main() -> None:
     init_method = {"real": "random", "noise": None}.get(base.get("init", "real"), base.get("init"))
     if init_method and "init" not in cells and method not in ("random", "herding", "kcenter"):
         init_dir = work / "tune" / f"{init_method}-ipc{base['ipc']}"
-        res = distill(train, resolve_config(init_method, {"ipc": base["ipc"]}), init_dir)
+        res = distill(train, resolve_config(init_method, {"ipc": base["ipc"]}), init_dir, resume=True,
+                      overwrite=True)
         rep = evaluate(res.distilled, val, protocol, references=())
         cells["init"] = {"method": init_method, "val_top1_mean": rep.result.top1_mean,
                          "val_top1_std": rep.result.top1_std}
@@ -75,7 +76,7 @@ def main() -> None:
         run_dir = work / "tune" / f"{method}-ipc{base['ipc']}-{tag}"
         start = time.perf_counter()
         try:
-            res = distill(train, resolve_config(method, cfg_dict), run_dir)
+            res = distill(train, resolve_config(method, cfg_dict), run_dir, resume=True, overwrite=True)
         except NonFiniteError as err:  # too large a step: record it and go on
             cells[name] = {"error": str(err).split(";")[0]}
             write_json(out, results)

@@ -11,7 +11,10 @@ the same result as an uninterrupted run with the same seed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +32,9 @@ from videodd.config import ConfigError, component_options, from_dict, to_dict
 from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
-from videodd.errors import NonFiniteError
+from videodd.errors import NonFiniteError, VideoddError
 from videodd.guards import DistillGuard, data_range
-from videodd.io import atomic_path
+from videodd.io import atomic_path, exclusive
 from videodd.methods import MethodSpec, get_method
 from videodd.models import MODELS
 from videodd.objectives import OBJECTIVES, Objective, ObjectiveExport, ObjectiveSetup
@@ -242,34 +245,119 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
         tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
 
 
+RUN_FILES = ("config.yaml", "checkpoint.safetensors", "metrics.jsonl", "distilled.safetensors")
+"""The files of a run folder."""
+
+
+class RunFolderError(VideoddError, ValueError):
+    """``--out`` holds a run that would be lost, or is not a folder."""
+
+
+def describe_run(run_dir: Path) -> str | None:
+    """What ``run_dir`` holds, for messages ("a finished run (dm, IPC 1, 200 iterations)"); None when it
+    holds no run. A file in the way is a RunFolderError."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: --out is a file, not a run folder; choose another --out")
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if present in ([], ["config.yaml"]):  # nothing, or a run that failed before it produced anything
+        return None
+    what = ""
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, TypeError):
+        d = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["distill"]
+        what = f" ({d['method']}, IPC {d['ipc']}, {d['iterations']} iterations)"
+    state = "a finished" if (run_dir / "distilled.safetensors").exists() else "an unfinished"
+    return f"{state} run{what}: {', '.join(present)}"
+
+
+def config_changes(previous: dict[str, Any], resolved: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"distill.lr: 1.0 -> 10.0"`` for every setting that differs between two resolved configs."""
+    out = []
+    for key in sorted(set(previous) | set(resolved)):
+        old, new = previous.get(key), resolved.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += config_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return out
+
+
+def _resume_allows(config_path: Path, resolved: dict[str, Any]) -> None:
+    """Refuse to resume a run with other settings, naming each; more iterations extend a run."""
+    previous = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    changes = config_changes(previous, resolved)
+    extended = [c for c in changes if c.startswith(("distill.iterations:", "distill.snapshots:"))]
+    grows = resolved["distill"]["iterations"] >= (previous.get("distill") or {}).get("iterations", 0)
+    if changes and not (grows and extended == changes):
+        raise RunFolderError(f"{config_path}: the run being resumed used other settings: {'; '.join(changes)}. Resume "
+                             "with the same settings (only --iterations may grow, which extends the run), or start "
+                             "another --out")
+
+
 def distill(
     train_store: ClipStore,
     cfg: DistillConfig,
     run_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
     on_iteration: Callable[[int, Parametrization], None] | None = None,
 ) -> DistillResult:
     """Run the method ``cfg.method`` on ``train_store`` and write its DistilledSet to ``run_dir``.
 
+    A folder that already holds a run is refused unless ``resume`` or ``overwrite``; one process at a
+    time writes a run folder (a lock file in it names the writer).
+
     Args:
-        resume: continue from ``run_dir/checkpoint.safetensors`` (the config must match).
+        resume: continue from ``run_dir/checkpoint.safetensors`` (the settings must match; more
+            iterations extend a finished run).
+        overwrite: replace the run in ``run_dir``: the new run is made in a sibling folder and swapped in
+            when it is complete, so the old one is kept until then. With ``resume`` too: resume when the
+            settings match, replace when they do not.
         on_iteration: called after each completed iteration (1-based) - hooks, tests.
     """
-    spec = get_method(cfg.method)
     validate_config(cfg)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "config.yaml"
+    existing = describe_run(run_dir)
+    if existing and not (resume or overwrite):
+        raise RunFolderError(f"{run_dir} holds {existing}. Continue it with --resume, replace it with --force (the "
+                             "old run is kept until the new one is complete), or choose another --out")
     resolved = {"distill": to_dict(cfg), "store": str(train_store.root), "fingerprint": train_store.fingerprint}
-    if resume and config_path.exists():
-        previous = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        if previous != resolved:
-            raise ValueError(f"{config_path}: the run being resumed used a different config or store; "
-                             "resume with the same settings or start a new --out folder")
-    with atomic_path(config_path) as tmp:
+    with exclusive(run_dir, "run"):
+        config_path = run_dir / "config.yaml"
+        replace_run = overwrite and existing is not None
+        if resume and config_path.exists():
+            try:
+                _resume_allows(config_path, resolved)
+                replace_run = False
+            except RunFolderError:
+                if not overwrite:
+                    raise
+        if not replace_run:
+            return _run(train_store, cfg, run_dir, resolved, resume=resume, device=device, progress=progress,
+                        on_iteration=on_iteration)
+        fresh = run_dir.with_name(f".{run_dir.name}.new")
+        shutil.rmtree(fresh, ignore_errors=True)  # a replacement killed before its swap: start it again
+        result = _run(train_store, cfg, fresh, resolved, resume=False, device=device, progress=progress,
+                      on_iteration=on_iteration)
+        old = run_dir.with_name(f".{run_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(run_dir, old)  # the swap: the old run is gone only once the new one is complete
+        os.replace(fresh, run_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        result.run_dir = run_dir
+        result.distilled.path = run_dir / "distilled.safetensors"
+        return result
+
+
+def _run(train_store: ClipStore, cfg: DistillConfig, run_dir: Path, resolved: dict[str, Any], *, resume: bool,
+         device: str | torch.device, progress: bool,
+         on_iteration: Callable[[int, Parametrization], None] | None) -> DistillResult:
+    """The run in ``run_dir`` (locked by the caller): its config, then the method."""
+    spec = get_method(cfg.method)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     start = time.perf_counter()
 
@@ -357,7 +445,6 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         snapshot(0)
     last_good = first
     loop_start = time.perf_counter()
-    pending: list[dict[str, Any]] = []
     bar = tqdm(range(first, cfg.iterations), desc=f"distill {spec.name}", disable=not progress,
                initial=first, total=cfg.iterations)
     for it in bar:
@@ -383,12 +470,10 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         guard.step(float(loss.detach()))
         if done % cfg.log_every == 0 or done == cfg.iterations:
             raised = guard.check(done, param, objective, final=done == cfg.iterations)
-            pending.append({"iteration": done, **metrics, "seconds": time.perf_counter() - start,
-                            **({"warnings": [w.code for w in raised]} if raised else {})})
+            _append_jsonl(metrics_path, [{"iteration": done, **metrics, "seconds": time.perf_counter() - start,
+                                          **({"warnings": [w.code for w in raised]} if raised else {})}])
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", refresh=False)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            _append_jsonl(metrics_path, pending)
-            pending = []
             checkpoint(done)
             last_good = done
         snapshot(done)

@@ -27,3 +27,8 @@ class UnknownNameError(VideoddError, KeyError):
 
 class NonFiniteError(VideoddError, RuntimeError):
     """A tensor being optimised or trained became NaN/Inf (a synthetic set, a loss, a network)."""
+
+
+class VideoddWarning(UserWarning):
+    """A problem videodd detected that did not stop it (a guard of a run, a file skipped while indexing).
+    The CLI prints each as one line, ``videodd COMMAND: warning: ...``."""

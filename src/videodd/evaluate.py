@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from videodd._version import __version__
-from videodd.config import to_dict
+from videodd.config import ConfigError, to_dict
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
 from videodd.guards import VideoddWarning, collapsed
@@ -115,6 +115,17 @@ PROTOCOLS.register("cpu")(
 
 def get_protocol(name: str) -> EvalProtocol:
     return PROTOCOLS.get(name)
+
+
+REFERENCES = ("random", "full")
+"""The references an evaluation can add: random real clips at the set's IPC, and the full training set."""
+
+
+def check_references(references: tuple[str, ...] | list[str]) -> None:
+    """ConfigError naming any reference that is not one of :data:`REFERENCES`."""
+    unknown = [r for r in references if r not in REFERENCES]
+    if unknown:
+        raise ConfigError(f"unknown reference(s) {unknown}; valid: {', '.join(REFERENCES)}")
 
 
 @dataclass
@@ -386,7 +397,15 @@ def evaluate(
         cache_dir: where reference results are cached between calls (they do not depend on the method).
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    check_references(references)
     distilled.check_compatible(test_store)
+    fewest = int(test_store.class_counts().min())
+    if fewest < 5:
+        warnings.warn(f"{test_store.root}: a class has only {fewest} test clip(s): one clip moves its accuracy by "
+                      f"{100 / fewest:.0f} points", VideoddWarning, stacklevel=2)
+    if test_store.num_classes <= 5:
+        warnings.warn(f"{test_store.root}: {test_store.num_classes} classes: top-5 accuracy is 100 % by construction",
+                      VideoddWarning, stacklevel=2)
     device = torch.device(device)
     start = time.perf_counter()
     mat = distilled.materialize(device="cpu")

@@ -27,15 +27,14 @@ from typing import Any
 import torch
 
 from videodd.data.clips import ClipSource
+from videodd.errors import VideoddWarning
 from videodd.objectives import Objective
 from videodd.synthesis import Parametrization
 
+__all__ = ["DistillGuard", "RunWarning", "VideoddWarning", "collapsed", "data_range"]
+
 FLAT_DROP = 0.10
 """The least relative fall of the loss, first window to latest, before ``loss-flat`` is raised."""
-
-
-class VideoddWarning(UserWarning):
-    """A problem videodd detected in a run that did not stop it."""
 
 
 @dataclass(frozen=True)

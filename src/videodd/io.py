@@ -1,4 +1,11 @@
-"""Atomic file writes: write to a temporary sibling, fsync, then rename over the target."""
+"""Files that are never half-written, and folders that one process at a time writes.
+
+- :func:`atomic_path` / :func:`atomic_dir`: write to a temporary sibling, fsync, then rename over the
+  target (the result gets the permissions the umask gives a new file, not the temporary's private ones);
+- :func:`exclusive`: a lock file in a folder, holding the writer's PID, so that a second process
+  writing the same run or store fails at once, naming the holder (a lock whose process is gone is
+  taken over).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,14 @@ import json
 import math
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from videodd.errors import VideoddError
 
 
 @contextlib.contextmanager
@@ -28,6 +39,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes the file private (0600); a new file is not
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -58,6 +70,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private (0700); a new folder is not
     try:
         yield tmp
         if target.exists():
@@ -71,3 +84,69 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+LOCK_NAME = ".videodd.lock"
+
+
+class LockedError(VideoddError, RuntimeError):
+    """Another live process writes the same folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike[str], what: str = "folder") -> Iterator[Path]:
+    """Hold ``FOLDER/.videodd.lock`` for the block (the folder is made if needed).
+
+    The lock file holds this process's PID, host and command line. Another live holder on this host (or
+    any holder on another host) is a :class:`LockedError` naming it; a lock left by a process that is
+    gone (killed) is taken over.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300]}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            pid, host = int(holder.get("pid", -1)), holder.get("host")
+            if holder and host == me["host"] and not _alive(pid):
+                path.unlink(missing_ok=True)  # stale: its process was killed
+                continue
+            raise LockedError(f"{folder}: this {what} is being written by process {pid} on {host} "
+                              f"({holder.get('command', '?')}); wait for it to finish or stop it (a lock whose "
+                              f"process is gone is taken over; {path} is the lock)") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise LockedError(f"{folder}: could not take the lock {path}")
+    try:
+        yield path
+    finally:
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") == me["pid"]:
+                path.unlink()
+        except (OSError, json.JSONDecodeError):
+            pass

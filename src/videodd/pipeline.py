@@ -46,7 +46,9 @@ def run_methods(
         cfg = resolve_config(method, overrides)
         name = f"{method}-ipc{cfg.ipc}"
         say(f"distill {method} IPC {cfg.ipc}")
-        result = distill(train, cfg, out / "runs" / name, device=device, progress=progress)
+        # a finished run with the same settings is reused (the demo can run again); other settings replace it
+        result = distill(train, cfg, out / "runs" / name, resume=True, overwrite=True, device=device,
+                         progress=progress)
         if result.seconds_per_iteration:
             say(f"    {cfg.iterations} iterations in {result.seconds:.0f} s "
                 f"({result.seconds_per_iteration:.2f} s/iteration)")

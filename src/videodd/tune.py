@@ -35,7 +35,15 @@ import torch
 
 from videodd.config import ConfigError, from_dict, merge, to_dict
 from videodd.data.store import ClipStore, write_store
-from videodd.distill import COMPONENTS, DistillConfig, DistillResult, distill, resolve_config
+from videodd.distill import (
+    COMPONENTS,
+    DistillConfig,
+    DistillResult,
+    RunFolderError,
+    describe_run,
+    distill,
+    resolve_config,
+)
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 from videodd.seeding import make_generator, numpy_rng
@@ -169,14 +177,18 @@ def refit_teachers(cfg: DistillConfig, fit: ClipStore, out: Path, *, device: str
 
 
 def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tune: TuneConfig, *,
-                  resume: bool = False, device: str | torch.device = "cpu", progress: bool = False
-                  ) -> tuple[DistillResult, TuneResult]:
+                  resume: bool = False, overwrite: bool = False, device: str | torch.device = "cpu",
+                  progress: bool = False) -> tuple[DistillResult, TuneResult]:
     """Tune ``cfg`` on a validation split of ``train`` (see the module docstring), then distil the chosen
-    settings on all of ``train`` into ``run_dir``."""
+    settings on all of ``train`` into ``run_dir`` (``resume`` and ``overwrite`` as :func:`distill`)."""
     run_dir = Path(run_dir)
+    existing = describe_run(run_dir)
+    if existing and not (resume or overwrite):  # refuse before any candidate runs
+        raise RunFolderError(f"{run_dir} holds {existing}. Continue it with --resume, replace it with --force, or "
+                             "choose another --out")
     work = run_dir / "tune"
     if not resume and work.exists():
-        shutil.rmtree(work)
+        shutil.rmtree(work)  # a tuning that is not resumed starts again
     candidates = tune.candidates()
     for changes in candidates:  # every candidate must be a valid config before anything runs
         with_changes(cfg, changes)
@@ -214,8 +226,8 @@ def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tun
     split = {"fit_clips": len(fit), "val_clips": len(val)}
     _write_table(work, tune, protocol.name, rows, fit, val, chosen=chosen)
     final_cfg = with_changes(cfg, chosen["changes"])
-    result = distill(train, final_cfg, run_dir, resume=resume and (run_dir / "checkpoint.safetensors").exists(),
-                     device=device, progress=progress)
+    result = distill(train, final_cfg, run_dir, resume=resume, overwrite=overwrite, device=device,
+                     progress=progress)
     tuning = {"config": asdict(tune), "protocol": protocol.name, "split": split, "rows": rows,
               "chosen": chosen["key"]}
     dset = result.distilled

@@ -8,6 +8,7 @@ modules import :mod:`videodd.cli.common`, never this package.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="videodd", description="Distil labelled video datasets into a few videos per class, and evaluate them.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"videodd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
@@ -60,13 +62,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():  # a run's warnings as one line each, like its errors
         warnings.showwarning = _one_line(args.command, warnings.showwarning)
         try:
-            return int(args.func(args) or 0)
-        except (VideoddError, FileNotFoundError) as err:
-            print(f"videodd {args.command}: error: {err}", file=sys.stderr)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at interpreter exit
+            return code
+        except (VideoddError, OSError) as err:
+            if isinstance(err, BrokenPipeError):  # `videodd info X | head`: the reader has gone; so do we
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
+            if args.debug:
+                raise
+            print(f"videodd {args.command}: error: {_message(err)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+
+
+def _message(err: BaseException) -> str:
+    """One line: a VideoddError's message, or ``PATH: reason`` for an operating-system error."""
+    if isinstance(err, OSError) and not isinstance(err, VideoddError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror.lower()}"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def _one_line(command: str, default: Callable[..., None]) -> Callable[..., None]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from videodd.config import ConfigError
 from videodd.data.store import ClipStore
 
 
@@ -27,9 +28,19 @@ def train_store(data: str) -> ClipStore:
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; any other name as given."""
+    """``auto`` -> ``cuda`` when available, else ``cpu``; any other name checked (ConfigError when this
+    PyTorch cannot use it)."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: this PyTorch sees no CUDA GPU (a CPU build, or no GPU visible); use "
+                          "--device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s)")
     return name
 
 

@@ -10,7 +10,11 @@ from videodd.demo import run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="prepare synth-actions, distil random, herding and DM, evaluate, print a table")
+    p = sub.add_parser("demo", help="prepare synth-actions, distil random, herding and DM, evaluate, print a table",
+                       description="The main job end to end on the embedded synth-actions benchmark: prepare it, "
+                                   "distil random real clips, herding and DM at IPC 1, evaluate each under the cpu "
+                                   "protocol with the random-real and full-data references, and print the table "
+                                   "(OUT/results.md). A few minutes on a 2-core CPU; a second run reuses OUT.")
     p.add_argument("--out", default="demo-out", help="working folder (default demo-out)")
     p.add_argument("--ipc", type=int, default=1, help="videos per class (default 1)")
     p.add_argument("--iterations", type=int, default=None, help="DM iterations (default: the demo recipe's)")

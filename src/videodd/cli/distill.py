@@ -32,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="folder written by `videodd prepare` (uses DATA/train)")
     p.add_argument("--out", default=None, help="run folder (default runs/DATASET-METHOD-ipcK-sSEED)")
     p.add_argument("--config", default=None, help="YAML recipe with DistillConfig fields (see configs/)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from its last checkpoint (same settings; a larger --iterations "
+                        "extends a finished run)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run in OUT; the old run is kept until the new one is complete")
     add_dataclass_flags(p, DistillConfig, field_docs(DistillConfig), skip={"method", *COMPONENTS})
     p.add_argument("--set", dest="set_options", action="append", default=[], metavar="PART.KEY=VALUE",
                    help="a component option, e.g. --set objective.syn_steps=20 or --set selector.feature_epochs=5 "
@@ -68,7 +72,10 @@ def parse_set(item: str) -> tuple[str, str, Any]:
     part, dot, key = target.partition(".")
     if not eq or not dot or part not in COMPONENTS or not key:
         raise ConfigError(f"--set {item!r}: expected PART.KEY=VALUE with PART one of {list(COMPONENTS)}")
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
     if isinstance(value, str):  # YAML 1.1 reads "1e3" as a string; users mean a number
         with contextlib.suppress(ValueError):
             value = float(value)
@@ -117,11 +124,11 @@ def run(args: argparse.Namespace) -> int:
     train, _ = data_stores(args.data)
     out = Path(args.out or f"runs/{train.meta.dataset}-{cfg.method}-ipc{cfg.ipc}-s{cfg.seed}")
     if tune is None:
-        result = distill(train, cfg, out, resume=args.resume, device=resolve_device(args.device),
+        result = distill(train, cfg, out, resume=args.resume, overwrite=args.force, device=resolve_device(args.device),
                          progress=not args.quiet)
     else:
-        result, tuned = distill_tuned(train, cfg, out, tune, resume=args.resume, device=resolve_device(args.device),
-                                      progress=not args.quiet)
+        result, tuned = distill_tuned(train, cfg, out, tune, resume=args.resume, overwrite=args.force,
+                                      device=resolve_device(args.device), progress=not args.quiet)
         print(f"tuned on {tuned.split['fit_clips']} + {tuned.split['val_clips']} training clips (fit + validation):")
         print(tuning_table(tuned.rows, tuned.chosen["key"]))
     extra = f", {result.seconds_per_iteration:.3f} s/iteration" if result.seconds_per_iteration else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from videodd.cli.common import add_common_flags, data_stores, positive_int, resolve_device
 from videodd.distilled import DistilledSet
-from videodd.evaluate import PROTOCOLS, evaluate, get_protocol
+from videodd.evaluate import PROTOCOLS, check_references, evaluate, get_protocol
 from videodd.io import atomic_path, write_json
 from videodd.models import MODELS
 from videodd.report import cross_arch_table, markdown_table, rows_from_report
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True,
                    help="folder written by `videodd prepare` (DATA/test, and DATA/train for references)")
     p.add_argument("--protocol", default="default", help=f"protocol: {', '.join(PROTOCOLS)} (default: default)")
-    p.add_argument("--runs", type=int, default=None, help="override the protocol's number of runs")
+    p.add_argument("--runs", type=positive_int, default=None, help="override the protocol's number of runs (>= 1)")
     p.add_argument("--models", default=None,
                    help="comma-separated evaluation models (cross-architecture: one report per model and a "
                         "combined table; see `videodd models`)")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     distilled = DistilledSet.load(args.distilled)
     train, test = data_stores(args.data)
     protocol = get_protocol(args.protocol)
-    if args.runs:
+    if args.runs is not None:
         protocol = protocol.with_runs(args.runs)
     if args.epochs:
         protocol = protocol.with_epochs(args.epochs)
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if model != "auto":
             MODELS.get(model)
     refs = tuple(r for r in args.references.split(",") if r)
+    check_references(refs)
     reports = []
     for model in models:
         report = evaluate(distilled, test, protocol.with_model(model), train_store=train, references=refs,

@@ -7,10 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from videodd.checkpoint import CheckpointError
+from safetensors import SafetensorError, safe_open
+
+from videodd.checkpoint import CheckpointError, load_state
 from videodd.cli.common import count_parameters
 from videodd.codecs import load_codec
 from videodd.codecs.encode import LatentStore
+from videodd.data.spec import ClipSpec
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
 from videodd.models import create_model
@@ -21,9 +24,19 @@ from videodd.teachers.experts import ExpertBuffer
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a DistilledSet or teacher file, or a ClipStore, experts, codec or "
-                                    "latents folder")
-    p.add_argument("path")
+                                    "latents folder",
+                       description="Describe what videodd wrote at PATH, recognised by its contents: a DistilledSet "
+                                   "(storage by tensor, warnings, tuning), a teacher or checkpoint file, a ClipStore "
+                                   "(its failures with their reasons), an experts, codec or latents folder.")
+    p.add_argument("path", help="a .safetensors file or a folder written by videodd")
     p.set_defaults(func=run)
+
+    p = sub.add_parser("verify", help="check that stores and sets are what their manifests say (a flipped byte)",
+                       description="Recompute what cannot be checked cheaply on every load: a ClipStore's fingerprint "
+                                   "over all its clips and labels, a DistilledSet's content checksum. Exit code 2 on "
+                                   "the first mismatch.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="ClipStore folders and DistilledSet files")
+    p.set_defaults(func=run_verify)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
               f"{lat.codec_spec} (sha256 {str(lat.codec_info.get('sha256'))[:16]})")
         return 0
     if path.is_dir():
-        store = ClipStore(path)
-        m = store.meta
-        print(f"ClipStore {path}\n  dataset: {m.dataset} ({m.split})\n  clips: {len(store)}  shape (C, T, H, W): "
-              f"{store.video_shape}  bytes: {store.nbytes:,}\n  classes ({store.num_classes}): "
-              f"{', '.join(store.classes[:8])}{' ...' if store.num_classes > 8 else ''}\n  spec: {m.spec.to_dict()}\n"
-              f"  mean: {[round(x, 4) for x in m.mean]}  std: {[round(x, 4) for x in m.std]}\n"
-              f"  fingerprint: {m.fingerprint}\n  failures: {len(m.failures)}")
+        print(describe_store(ClipStore(path)))
+        return 0
+    checkpoint = _checkpoint_iteration(path)
+    if checkpoint is not None:
+        print(f"{path}: the checkpoint of a run at iteration {checkpoint}, not a distilled set. Continue the run with "
+              f"`videodd distill ... --out {path.parent} --resume` (the same settings); when it finishes, its set "
+              f"is {path.parent / 'distilled.safetensors'}")
         return 0
     teacher = _teacher_manifest(path)
     if teacher is not None:
@@ -69,6 +82,63 @@ def _teacher_manifest(path: Path) -> dict[str, Any] | None:
         return read_manifest(path)
     except CheckpointError:
         return None
+
+
+def _checkpoint_iteration(path: Path) -> int | None:
+    """The iteration of a run's checkpoint file, or None for any other file."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    if "videodd_checkpoint" not in meta:
+        return None
+    state = load_state(path)
+    return int(state.get("iteration", -1))
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    for name in args.paths:
+        path = Path(name)
+        if path.is_dir():
+            store = ClipStore(path)
+            store.verify()
+            print(f"{path}: ok, {len(store):,} clips, fingerprint {store.fingerprint}")
+        else:
+            dset = DistilledSet.load(path)
+            dset.verify()
+            print(f"{path}: ok, {dset.num_videos} videos, content sha256 {dset.manifest.content_sha256[:16]}")
+    return 0
+
+
+def describe_spec(spec: ClipSpec) -> str:
+    """A clip spec in words."""
+    resize = f"short side to {spec.resize_short}, " if spec.resize_short else ""
+    test = f"{spec.test_clips} uniform clips" if spec.test_sampling == "uniform" else "centre clip"
+    short = spec.short_policy.replace("_", " ")
+    return (f"{spec.frames} frames every {spec.stride}, {resize}centre crop {spec.size}x{spec.size}; train clip "
+            f"{spec.train_sampling.replace('_', ' ')}, test {test}; short videos: {short}")
+
+
+def describe_store(store: ClipStore, max_failures: int = 20) -> str:
+    """``videodd info STORE``: dataset, clips, classes, spec, normalization, and every failure with its reason."""
+    m = store.meta
+    counts = store.class_counts()
+    lines = [f"ClipStore {store.root}", f"  dataset: {m.dataset} ({m.split})",
+             f"  clips: {len(store)}  shape (C, T, H, W): {store.video_shape}  bytes: {store.nbytes:,}",
+             f"  classes ({store.num_classes}): {', '.join(store.classes[:8])}{' ...' if store.num_classes > 8 else ''}"
+             f"  ({counts.min()}-{counts.max()} clips per class)",
+             f"  spec: {describe_spec(m.spec)}",
+             f"  mean: {[round(x, 4) for x in m.mean]}  std: {[round(x, 4) for x in m.std]}",
+             f"  fingerprint: {m.fingerprint}", f"  failures: {len(m.failures)}"]
+    lines += [f"    {f.get('source_id') or f.get('path')}: {f.get('reason')}" for f in m.failures[:max_failures]]
+    if len(m.failures) > max_failures:
+        lines.append(f"    ... and {len(m.failures) - max_failures} more (meta.json lists them all)")
+    for d in m.extra.get("prepare", {}).get("dropped_classes", []):
+        lines.append(f"  dropped class {d['class']!r}: {d['reason']}")
+    return "\n".join(lines)
 
 
 def describe_teacher(path: Path, m: dict[str, Any]) -> str:

@@ -9,9 +9,12 @@ from videodd.models import MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("methods", help="list the distillation methods")
+    p = sub.add_parser("methods", help="list the distillation methods",
+                       description="Every registered method (recipe): its name, what it combines (a selector, a "
+                                   "builder, or a parametrization x an objective) and what it does.")
     p.set_defaults(func=run_methods)
-    p = sub.add_parser("models", help="list the registered models")
+    p = sub.add_parser("models", help="list the registered models",
+                       description="Every registered network, for --model and evaluate --models.")
     p.set_defaults(func=run_models)
 
 

@@ -38,6 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decoding processes (default min(4, CPU count))")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted prepare (OUT/.SPLIT.partial); refused if the settings differ")
+    g.add_argument("--min-videos-per-class", type=positive_int, default=None, metavar="N",
+                   help="leave out the classes with fewer than N videos listed in the train or the test split "
+                        "(recorded in the manifest); without it such a class stops prepare before decoding")
+    g.add_argument("--drop-class", action="append", default=None, metavar="NAME",
+                   help="leave class NAME out (recorded in the manifest); repeatable")
+    g.add_argument("--test-split", default=None, metavar="NAME",
+                   help="folder: the sub-folder that is the test split (test, val or validation; default: the first "
+                        "of those that exists)")
+    g.add_argument("--force", action="store_true",
+                   help="replace the stores already in OUT (kept until the new ones are complete)")
     g.add_argument("--max-per-class", type=int, default=None, help="kinetics400: at most N videos per class and split")
     g.add_argument("--train-list", default=None, help="list: csv (path,label) or txt (path label) of training videos")
     g.add_argument("--test-list", default=None, help="list: the same for test videos")
@@ -66,7 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_datasets(sub: argparse._SubParsersAction) -> None:
     """``videodd datasets`` (listed after ``info`` in ``videodd --help``, hence its own function)."""
-    p = sub.add_parser("datasets", help="list the datasets `videodd prepare` knows, with their default clip spec")
+    p = sub.add_parser("datasets", help="list the datasets `videodd prepare` knows, with their default clip spec",
+                       description="The datasets `videodd prepare NAME` knows, each with its default clip spec and "
+                                   "the options it takes.")
     p.set_defaults(func=run_datasets)
 
 
@@ -76,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         "root": args.root, "annotations": args.annotations, "split": args.split, "spec": args.spec,
         "frames": args.frames, "size": args.size, "seed": args.seed, "max_per_class": args.max_per_class,
         "train_list": args.train_list, "test_list": args.test_list, "frame_template": args.frame_template,
-        "test_fraction": args.test_fraction, "train_per_class": args.train_per_class,
+        "test_fraction": args.test_fraction, "test_split": args.test_split,
+        "min_videos_per_class": args.min_videos_per_class, "drop_class": args.drop_class,
+        "train_per_class": args.train_per_class,
         "test_per_class": args.test_per_class, "workers": args.workers, "resume": args.resume or None,
         "chunk_size": args.chunk_size, "progress": not args.quiet,
         "on_summary": lambda summary: print(summary.line(), flush=True)}
@@ -85,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         options.update(classes=args.classes, num_classes=args.num_classes)
     start = time.perf_counter()
-    train, test = call_source(args.dataset, args.out, **options)
+    train, test = call_source(args.dataset, args.out, force=args.force, **options)
     print(f"wrote {train}\nwrote {test}\nin {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -178,6 +178,8 @@ def read_clip(
         return _read_folder(path, spec, sample, frame_template)
     if not path.is_file():
         raise DecodeError(path, "no such file or directory")
+    if path.stat().st_size == 0:
+        raise DecodeError(path, "empty file (0 bytes): an interrupted download or copy")
     try:
         return _read_video(path, spec, sample, seek, threads)
     except av.FFmpegError as e:

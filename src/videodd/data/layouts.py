@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from videodd.errors import VideoddError
 
@@ -68,6 +69,34 @@ class SplitIndex:
     test: list[VideoItem]
     missing: list[dict[str, str]] = field(default_factory=list)  # {"path", "source_id", "reason", "split"}
     frame_template: str | None = None
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # classes left out: {"class", "reason", ...}
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Each class's (train, test) video counts."""
+        out = {c: [0, 0] for c in self.classes}
+        for side, items in ((0, self.train), (1, self.test)):
+            for item in items:
+                out[self.classes[item.label]][side] += 1
+        return {c: (n[0], n[1]) for c, n in out.items()}
+
+    def drop_classes(self, names: dict[str, str]) -> SplitIndex:
+        """A copy without the classes ``names`` (class -> reason, recorded in ``dropped``), labels renumbered."""
+        unknown = sorted(set(names) - set(self.classes))
+        if unknown:
+            raise LayoutError(f"--drop-class {_few(unknown)}: no such class; classes: {_few(self.classes)}")
+        keep = [c for c in self.classes if c not in names]
+        if not keep:
+            raise LayoutError("every class would be dropped")
+        new = {self.classes.index(c): i for i, c in enumerate(keep)}
+        counts = self.counts()
+
+        def items(old: list[VideoItem]) -> list[VideoItem]:
+            return [VideoItem(it.path, new[it.label], it.source_id) for it in old if it.label in new]
+
+        dropped = [*self.dropped, *({"class": c, "reason": r, "train_videos": counts[c][0],
+                                     "test_videos": counts[c][1]} for c, r in names.items())]
+        return SplitIndex(self.dataset, keep, items(self.train), items(self.test), list(self.missing),
+                          self.frame_template, dropped)
 
     def summary(self) -> str:
         """One line: dataset, class count, train/test counts, missing count."""

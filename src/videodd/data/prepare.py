@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -268,17 +269,42 @@ def _run_chunks(tasks: list[_ChunkTask], workers: int, on_done: Callable[[int], 
     # "spawn": the parent may hold torch and its threads, which fork does not copy safely; workers
     # need only numpy, PyAV and Pillow (videodd.data imports torch lazily for this reason).
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
-        futures = [pool.submit(_process_chunk, task) for task in tasks]
-        try:
-            for future in cf.as_completed(futures):
-                on_done(future.result()[0])
-        except BrokenProcessPool:
-            raise PrepareError("a decoding worker process died (out of memory, or killed); the chunks already "
-                               "done are kept: rerun with --resume (and fewer --workers)") from None
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # finished chunks stay on disk for --resume
-            raise
+    previous = os.environ.get(WORKER_ENV)
+    os.environ[WORKER_ENV] = "1"  # spawned workers import only the data layer (see videodd/__init__.py)
+    try:
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                                    initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+            futures = [pool.submit(_process_chunk, task) for task in tasks]
+            try:
+                for future in cf.as_completed(futures):
+                    on_done(future.result()[0])
+            except BrokenProcessPool:
+                raise PrepareError("a decoding worker process died (out of memory, or killed); the chunks already "
+                                   "done are kept: rerun with --resume (and fewer --workers)") from None
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # finished chunks stay on disk for --resume
+                raise
+    finally:
+        if previous is None:
+            os.environ.pop(WORKER_ENV, None)
+        else:
+            os.environ[WORKER_ENV] = previous
+
+
+WORKER_ENV = "VIDEODD_DATA_WORKER"
+"""Set (to 1) in the environment of decoding workers: the package root then skips importing the whole API."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the parent that started it is gone (killed with -9, it
+    cannot stop its pool), instead of decoding on as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="videodd-parent-watch").start()
 
 
 # -- assembly --------------------------------------------------------------------------------------
@@ -307,9 +333,11 @@ def _check_classes(labels: np.ndarray, classes: list[str], failures: list[dict[s
         failed = sum(it.source_id in failed_ids for it in listed)
         details.append(f"{classes[c]!r} ({len(listed)} videos listed, {failed} failed to decode)")
     more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
-    reasons = "; ".join(f"{f['path']}: {f['reason']}" for f in failures[:2])
+    empty_ids = {it.source_id for it in items if it.label in set(empty)}  # examples from the empty classes only
+    reasons = "; ".join([f"{f['path']}: {f['reason']}" for f in failures if f["source_id"] in empty_ids][:2])
     raise PrepareError(f"{where}: no clips for class {', '.join(details)}{more}"
-                       + (f"; e.g. {reasons}" if reasons else ""))
+                       + (f"; e.g. {reasons}" if reasons else "")
+                       + "; --drop-class NAME leaves a class out (recorded in the manifest), or fix the files")
 
 
 def _missing_failures(missing: Iterable[dict[str, str]]) -> list[dict[str, str]]:
@@ -388,14 +416,15 @@ def prepare_split_summary(
     missing: Iterable[dict[str, str]] = (),
     progress: bool = True,
     chunk_size: int | None = None,
+    dropped: Sequence[dict[str, Any]] = (),
 ) -> tuple[ClipStore, PrepareSummary]:
-    """``prepare_split`` that also returns what the run did (see there for the arguments)."""
+    """``prepare_split`` that also returns what the run did (see there for the arguments); ``dropped``: the
+    classes left out of the index on purpose, recorded in the manifest."""
     start = time.perf_counter()
     out = Path(out)
     missing_failures = _missing_failures(missing)
-    settings = _settings(items, classes=classes, spec=spec, dataset=dataset, split=split, seed=seed,
-                         frame_template=frame_template)
-    settings["missing_sha256"] = hashlib.sha256(json.dumps(missing_failures, sort_keys=True).encode()).hexdigest()
+    settings = _split_settings(items, missing_failures, classes=classes, spec=spec, dataset=dataset, split=split,
+                               seed=seed, frame_template=frame_template)
     work = _work_dir(out, split)
     if resume and not work.exists():
         done = _finished_store(out / split, settings, mean)
@@ -406,10 +435,18 @@ def prepare_split_summary(
                                      progress=progress, desc=f"{dataset} {split}")
     records = _read_records(work, chunks)
     _write_split(work, records, items, out / split, spec=spec, settings=settings, missing_failures=missing_failures,
-                 mean=mean, std=std)
+                 mean=mean, std=std, dropped=list(dropped))
     shutil.rmtree(work, ignore_errors=True)
     store = ClipStore(out / split)
     return store, _summary(store, dataset, split, len(items), decoded, time.perf_counter() - start)
+
+
+def _split_settings(items: Sequence[VideoItem], missing_failures: list[dict[str, str]], **fields: Any
+                    ) -> dict[str, Any]:
+    """What identifies a split's decoding work (a resume must match it)."""
+    settings = _settings(items, **fields)
+    settings["missing_sha256"] = hashlib.sha256(json.dumps(missing_failures, sort_keys=True).encode()).hexdigest()
+    return settings
 
 
 def _decode_chunks(items: Sequence[VideoItem], work: Path, chunk: int, *, spec: ClipSpec, settings: dict[str, Any],
@@ -426,7 +463,7 @@ def _decode_chunks(items: Sequence[VideoItem], work: Path, chunk: int, *, spec: 
 
 def _write_split(work: Path, records: list[dict[str, Any]], items: Sequence[VideoItem], store_dir: Path, *,
                  spec: ClipSpec, settings: dict[str, Any], missing_failures: list[dict[str, str]],
-                 mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+                 mean: Sequence[float] | None, std: Sequence[float] | None, dropped: list[dict[str, Any]]) -> None:
     """Check every class has clips, then assemble the store (only deterministic fields in the manifest)."""
     classes = settings["classes"]
     labels = np.asarray([lab for r in records for lab in r["labels"]], dtype=np.int64)
@@ -435,7 +472,8 @@ def _write_split(work: Path, records: list[dict[str, Any]], items: Sequence[Vide
     extra = {"prepare": {"settings_digest": _settings_digest(settings), "sampling": settings["sampling"],
                          "seed": settings["seed"], "frame_template": settings["frame_template"],
                          "videos": len(items), "missing": len(missing_failures),
-                         "short_videos": _short_counts(records)}}
+                         "short_videos": _short_counts(records),
+                         **({"dropped_classes": dropped} if dropped else {})}}
     _assemble(work, records, store_dir, spec=spec, labels=labels, manifest={
         "dataset": settings["dataset"], "split": settings["split"], "classes": list(classes),
         "mean": None if mean is None else list(mean), "std": None if std is None else list(std),
@@ -515,6 +553,18 @@ def _missing_for(index: SplitIndex, split: str) -> list[dict[str, str]]:
     return [m for m in index.missing if m.get("split", "train") == split]
 
 
+def check_index(index: SplitIndex, min_videos: int = 1) -> None:
+    """Refuse, before anything is decoded, an index with a class that has fewer than ``min_videos`` videos
+    listed in the training or the test split (each split needs every class)."""
+    short = [(c, n) for c, n in index.counts().items() if min(n) < min_videos]
+    if short:
+        shown = ", ".join(f"{c!r} ({tr} train, {te} test)" for c, (tr, te) in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise PrepareError(f"{index.dataset}: classes with fewer than {min_videos} video(s) in a split: {shown}{more}. "
+                           "Each split needs every class: --min-videos-per-class N drops the classes below N "
+                           "(recorded in the manifest), --drop-class NAME drops one, or fix the layout")
+
+
 def prepare_dataset(
     index: SplitIndex,
     out: str | Path,
@@ -529,25 +579,49 @@ def prepare_dataset(
 ) -> tuple[ClipStore, ClipStore]:
     """Write ``OUT/train`` (mean/std from its clips) then ``OUT/test`` (the training mean/std).
 
-    ``on_summary`` receives each split's PrepareSummary (the CLI prints them). With ``resume``, a
-    split whose store is already finished with the same settings is kept as it is.
+    What the index knows is checked before decoding (every class has videos in both splits), and the test
+    split is decoded first, so that a class whose test videos are all unreadable fails before hours of
+    training-split decoding. ``on_summary`` receives each split's PrepareSummary (the CLI prints them).
+    With ``resume``, a split whose store is already finished with the same settings is kept as it is.
     """
     out = Path(out)
+    check_index(index)
     if not resume:  # refuse before spending hours on train when test has leftovers
         for split in ("train", "test"):
             _refuse_leftovers(_work_dir(out, split))
+    _decode_test_first(index, out, spec, workers=workers, resume=resume, seed=seed, progress=progress,
+                       chunk_size=chunk_size)
     stores = []
     mean = std = None
     for split, items in (("train", index.train), ("test", index.test)):
         store, summary = prepare_split_summary(
             items, out=out, classes=index.classes, spec=spec, dataset=index.dataset, split=split, workers=workers,
-            resume=resume, seed=seed, mean=mean, std=std, frame_template=index.frame_template,
-            missing=_missing_for(index, split), progress=progress, chunk_size=chunk_size)
+            resume=resume or split == "test", seed=seed, mean=mean, std=std, frame_template=index.frame_template,
+            missing=_missing_for(index, split), progress=progress, chunk_size=chunk_size, dropped=index.dropped)
         if on_summary is not None:
             on_summary(summary)
         mean, std = store.meta.mean, store.meta.std
         stores.append(store)
     return stores[0], stores[1]
+
+
+def _decode_test_first(index: SplitIndex, out: Path, spec: ClipSpec, *, workers: int, resume: bool, seed: int,
+                       progress: bool, chunk_size: int | None) -> None:
+    """Decode the test split's chunks (not its store, which needs the training statistics) and check that
+    every class has a clip there; the later ``prepare_split_summary`` of the test split reuses the chunks."""
+    missing = _missing_failures(_missing_for(index, "test"))
+    settings = _split_settings(index.test, missing, classes=index.classes, spec=spec, dataset=index.dataset,
+                               split="test", seed=seed, frame_template=index.frame_template)
+    work = _work_dir(out, "test")
+    if resume and not work.exists() and _finished_store(out / "test", settings, None) is not None:
+        return  # a finished test store with these settings: nothing to check again
+    chunk = _open_work(work, settings, resume=resume, chunk_size=chunk_size or default_chunk_size())
+    _, chunks = _decode_chunks(index.test, work, chunk, spec=spec, settings=settings, seed=seed, workers=workers,
+                               progress=progress, desc=f"{index.dataset} test")
+    records = _read_records(work, chunks)
+    labels = np.asarray([lab for r in records for lab in r["labels"]], dtype=np.int64)
+    _check_classes(labels, list(index.classes), missing + [f for r in records for f in r["failures"]], index.test,
+                   out / "test")
 
 
 def _refuse_leftovers(work: Path) -> None:

@@ -10,6 +10,8 @@ options the source does not use.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,37 @@ from videodd.data.datasets.base import (
     default_spec,
     resolve_spec,
 )
-from videodd.data.store import ClipStore
+from videodd.data.prepare import PrepareError
+from videodd.data.store import ClipStore, StoreError
+from videodd.io import exclusive
 
 __all__ = ["SOURCES", "call_source", "dataset_help", "default_spec", "resolve_spec"]
 
 
-def call_source(name: str, out_dir: str | Path, **options: Any) -> tuple[ClipStore, ClipStore]:
-    """Run source ``name``; options that are None are dropped, options it does not use are an error."""
-    from videodd.data.prepare import PrepareError
+def describe_prepared(out: Path) -> str | None:
+    """What ``out`` holds already ("train: 1,000 clips of synth-actions; test: ..."), or None."""
+    found = []
+    for split in ("train", "test"):
+        if (out / split).exists():
+            try:
+                store = ClipStore(out / split)
+                found.append(f"{split}: {len(store):,} clips of {store.meta.dataset}")
+            except StoreError:
+                found.append(f"{split}: an incomplete store")
+    return "; ".join(found) or None
 
+
+def call_source(name: str, out_dir: str | Path, *, force: bool = False, **options: Any) -> tuple[ClipStore, ClipStore]:
+    """Run source ``name`` into ``out_dir``; options that are None are dropped, options it does not use are
+    an error.
+
+    Stores already in ``out_dir`` are refused unless ``resume`` (continue) or ``force`` (replace them: the
+    new stores are written beside them and swapped in once both are complete). One process at a time
+    prepares a folder.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PrepareError(f"{out}: --out is a file, not a folder")
     source = SOURCES.get(name)
     accepted = accepted_options(name)
     given = {k: v for k, v in options.items() if v is not None}
@@ -40,7 +64,26 @@ def call_source(name: str, out_dir: str | Path, **options: Any) -> tuple[ClipSto
                            + ", ".join("--" + k.replace("_", "-") for k in sorted(accepted - AMBIENT_OPTIONS)))
     if "spec" in accepted:  # a bad spec fails now, not after indexing a large dataset
         resolve_spec(name, given.get("spec"), given.get("frames"), given.get("size"))
-    return source(out_dir, **{k: v for k, v in given.items() if k in accepted})
+    existing = describe_prepared(out)
+    if existing and not (force or given.get("resume")):
+        raise PrepareError(f"{out} already holds prepared stores ({existing}); --force replaces them (they are kept "
+                           "until the new ones are complete), --resume continues an interrupted prepare, or choose "
+                           "another --out")
+    kwargs = {k: v for k, v in given.items() if k in accepted}
+    with exclusive(out, "dataset folder"):
+        if not (force and existing):
+            return source(out, **kwargs)
+        fresh = out / ".replacing"
+        source(fresh, **kwargs)
+        for split in ("train", "test"):  # swap each split in; the old one goes only when the new is complete
+            old = out / f".{split}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if (out / split).exists():
+                os.replace(out / split, old)
+            os.replace(fresh / split, out / split)
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
+        return ClipStore(out / "train"), ClipStore(out / "test")
 
 
 def dataset_help() -> str:

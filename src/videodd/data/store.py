@@ -206,6 +206,18 @@ def write_store(
     return ClipStore(root)
 
 
+def _load_array(path: Path, *, mmap: bool = False) -> np.ndarray:
+    """A ``.npy`` array of a store (memory-mapped with ``mmap``); StoreError naming the file when it is
+    truncated, not a numpy array, or holds Python objects (which are never loaded)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        reason = ("it holds Python objects, which videodd never loads" if "pickle" in str(err)
+                  else "truncated or not a numpy array")
+        raise StoreError(f"{path}: corrupt store file: {reason}; prepare the store again (videodd prepare ... "
+                         "--force)") from None
+
+
 class ClipStore:
     """A prepared split: uint8 clips memory-mapped from ``clips.npy``, labels and manifest.
 
@@ -224,11 +236,8 @@ class ClipStore:
             self.meta = StoreMeta.from_json(json.loads(meta_path.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise StoreError(f"{meta_path}: unreadable store manifest ({err})") from None
-        try:
-            self.clips = np.load(self.root / "clips.npy", mmap_mode="r", allow_pickle=False)
-            self.labels = np.load(self.root / "labels.npy", allow_pickle=False).astype(np.int64)
-        except (ValueError, OSError) as err:
-            raise StoreError(f"{self.root}: corrupt array file ({err})") from None
+        self.clips = _load_array(self.root / "clips.npy", mmap=True)
+        self.labels = _load_array(self.root / "labels.npy").astype(np.int64)
         expected = (self.meta.num_clips, *self.meta.spec.shape)
         if self.clips.dtype != np.uint8 or self.clips.shape[:4] != expected:
             raise StoreError(

@@ -10,9 +10,11 @@ the key ``"videodd"``. Loading never executes code (no pickle). The manifest's `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ METADATA_KEY = "videodd"
 _HOOK_ERRORS = (ValueError, KeyError, RuntimeError, TypeError)
 
 
+def _rounded(values: list[float]) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
 @dataclass
 class Materialized:
     """Videos and labels ready for training.
@@ -53,6 +59,10 @@ class Materialized:
 
     videos: torch.Tensor
     labels: torch.Tensor
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """``videos, labels = dset.materialize()`` unpacks it."""
+        return iter((self.videos, self.labels))
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,26 @@ class DistilledSet:
             notes=tuple(own.notes))
 
     # -- checks ------------------------------------------------------------------------------
+    def content_digest(self) -> str:
+        """sha256 over every tensor (name, dtype, shape, bytes, in name order) and the labels."""
+        h = hashlib.sha256()
+        for name, t in sorted([*self.tensors.items(), (LABELS_KEY, self.labels)]):
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
+    def verify(self) -> None:
+        """Recompute the content checksum: a DistilledSetError when a stored byte changed since ``save``."""
+        if not self.manifest.content_sha256:
+            raise DistilledSetError(f"{where(self.path)}written before sets carried a checksum: nothing to verify "
+                                    "against (save it again to add one)")
+        actual = self.content_digest()
+        if actual != self.manifest.content_sha256:
+            raise DistilledSetError(f"{where(self.path)}content checksum {actual[:16]} does not match the manifest's "
+                                    f"{self.manifest.content_sha256[:16]}: the tensors changed after the set was "
+                                    "written (a damaged file)")
+
     def validate(self) -> None:
         """Raise DistilledSetError unless the set is consistent and finite.
 
@@ -228,6 +258,16 @@ class DistilledSet:
                 )
         if m.label_loss == "mse" and not labels.is_floating_point():
             raise DistilledSetError(f"{at}label_loss 'mse' needs float (N, K) labels, got hard labels")
+        # what the manifest says about the videos must be what the tensors hold
+        if self.num_videos != m.ipc * k:
+            raise DistilledSetError(f"{at}the manifest says ipc {m.ipc} for {k} classes ({m.ipc * k} videos) but the "
+                                    f"set holds {self.num_videos}; the file was edited or is corrupt")
+        if not labels.is_floating_point() and labels.numel():
+            counts = torch.bincount(labels.long(), minlength=k).tolist()
+            if counts != [m.ipc] * k:
+                short = [f"{m.classes[c]} ({n})" for c, n in enumerate(counts) if n != m.ipc]
+                raise DistilledSetError(f"{at}the manifest says ipc {m.ipc} but classes hold other counts: "
+                                        f"{', '.join(short[:5])}; the file was edited or is corrupt")
 
         self._hook("check", self.num_videos)
 
@@ -250,6 +290,12 @@ class DistilledSet:
         """
         at = self.path if self.path is not None else f"({self.manifest.method})"
         what = f"distilled set {at}"
+        m = self.manifest
+        if store.meta.dataset != m.dataset:
+            raise IncompatibleStoreError(
+                f"{what} was distilled from dataset {m.dataset!r} (training store fingerprint "
+                f"{m.dataset_fingerprint}); {store.root} is dataset {store.meta.dataset!r}: evaluate the set on the "
+                f"test split of the data it was distilled from")
         try:
             store.check_compatible(classes=self.manifest.classes, spec=self.manifest.spec, what=what)
         except StoreError as err:
@@ -267,10 +313,11 @@ class DistilledSet:
             )
             if not same:
                 raise IncompatibleStoreError(
-                    f"{what} does not match store {store.root}: normalization differs "
-                    f"(mean/std {self.manifest.mean}/{self.manifest.std} in {what} vs "
-                    f"{store.meta.mean}/{store.meta.std} in the store); write the store with the training "
-                    "store's mean/std"
+                    f"{what} does not match store {store.root}: the set lives in the normalization of its training "
+                    f"store (mean {_rounded(m.mean)}, std {_rounded(m.std)}, fingerprint {m.dataset_fingerprint}) "
+                    f"but {store.root} was normalized with mean {_rounded(store.meta.mean)}, std "
+                    f"{_rounded(store.meta.std)}: it was not prepared with the set's training data. Use the test "
+                    "split that `videodd prepare` wrote next to that training store"
                 )
 
     # -- use ---------------------------------------------------------------------------------
@@ -302,6 +349,7 @@ class DistilledSet:
             self.path = old_path
             raise
         self.manifest.storage_bytes = self.storage_bytes()
+        self.manifest.content_sha256 = self.content_digest()
         self.manifest.library_version = __version__
         try:
             meta = self.manifest.dumps()

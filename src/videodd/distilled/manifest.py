@@ -77,6 +77,8 @@ class DistilledManifest:
             temporally compressed pixel set, the static-dynamic pairing, a latent set's codec).
         info: informative entries (timings, source ids, ...); nothing reads them back to decide anything.
         warnings: problems the run detected (a guard's or the objective's), shown by ``info`` and reports.
+        content_sha256: sha256 of every stored tensor (name, dtype, shape, bytes) and the labels, filled by
+            :meth:`DistilledSet.save`; ``videodd verify`` recomputes it (a flipped byte).
         library_version: videodd version that wrote the file.
         created: UTC ISO-8601 creation time (metadata only; nothing depends on it).
         format_version: file format version.
@@ -101,6 +103,7 @@ class DistilledManifest:
     layout: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    content_sha256: str = ""
     library_version: str = __version__
     created: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION

@@ -43,7 +43,8 @@ _OPTIONS: dict[str, frozenset[str]] = {}
 # Options about running (not about the data); a source that does not take them (synth-actions) ignores them.
 AMBIENT_OPTIONS = frozenset({"workers", "resume", "progress", "chunk_size", "on_summary"})
 # Options every real source takes (``**decode``): the clip spec and how to decode, besides the layout's own.
-DECODE_OPTIONS = ("spec", "frames", "size", "seed", "frame_template", *sorted(AMBIENT_OPTIONS))
+DECODE_OPTIONS = ("spec", "frames", "size", "seed", "frame_template", "min_videos_per_class", "drop_class",
+                  *sorted(AMBIENT_OPTIONS))
 
 
 def register_dataset(name: str, description: str | None = None, *, default_spec: str | None = None,
@@ -114,6 +115,7 @@ def resolve_spec(dataset: str, spec: str | ClipSpec | None = None, frames: int |
 
 def _run(name: str, index: SplitIndex, out_dir: str | Path, *, spec: str | None = None, frames: int | None = None,
          size: int | None = None, seed: int | None = None, frame_template: str | None = None,
+         min_videos_per_class: int | None = None, drop_class: Iterable[str] | None = None,
          workers: int | None = None, resume: bool = False, progress: bool = True, chunk_size: int | None = None,
          on_summary: Callable[[PrepareSummary], None] | None = None) -> tuple[ClipStore, ClipStore]:
     from videodd.data.prepare import default_workers, prepare_dataset
@@ -121,8 +123,20 @@ def _run(name: str, index: SplitIndex, out_dir: str | Path, *, spec: str | None 
     clip_spec = resolve_spec(name, spec, frames, size)
     if frame_template is not None:
         index.frame_template = frame_template
+    index = drop_classes(index, min_videos_per_class, drop_class)
     return prepare_dataset(index, out_dir, clip_spec, workers=workers or default_workers(), resume=resume,
                            seed=seed or 0, progress=progress, chunk_size=chunk_size, on_summary=on_summary)
+
+
+def drop_classes(index: SplitIndex, min_videos: int | None, names: Iterable[str] | None) -> SplitIndex:
+    """``index`` without the classes named, and those with fewer than ``min_videos`` videos listed in a split
+    (``--drop-class``, ``--min-videos-per-class``); the drops and why are recorded in the manifests."""
+    reasons = {name: "--drop-class" for name in (names or ())}
+    if min_videos is not None:
+        for cls, (train, test) in index.counts().items():
+            if min(train, test) < min_videos and cls not in reasons:
+                reasons[cls] = f"fewer than {min_videos} video(s) in a split (--min-videos-per-class {min_videos})"
+    return index.drop_classes(reasons) if reasons else index
 
 
 def _need(value: Any, flag: str, dataset: str) -> Any:

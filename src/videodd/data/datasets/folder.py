@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from videodd.data.layouts import (
     _source_id,
 )
 from videodd.data.store import ClipStore
+from videodd.errors import VideoddWarning
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -37,22 +39,38 @@ def _is_frame_folder(path: Path) -> bool:
         return False
 
 
-def _class_folders(base: Path) -> dict[str, list[Path]]:
-    """Non-hidden sub-folders of ``base`` holding videos (or frame folders) -> sorted video paths."""
+def _class_folders(base: Path, skipped: list[dict[str, str]] | None = None) -> dict[str, list[Path]]:
+    """Non-hidden sub-folders of ``base`` holding videos (or frame folders) -> sorted video paths.
+
+    Video-named entries that cannot be videos are appended to ``skipped`` with the reason (a broken
+    symbolic link, a macOS ``._*`` resource fork) instead of vanishing; other hidden entries are ignored.
+    """
     out: dict[str, list[Path]] = {}
     with os.scandir(base) as it:
         class_dirs = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
     for name in class_dirs:
         videos = []
         with os.scandir(base / name) as it:
-            for e in it:
-                if e.name.startswith("."):
-                    continue
-                is_video = e.is_file() and os.path.splitext(e.name)[1].lower() in VIDEO_EXTENSIONS
-                if is_video or (e.is_dir() and _is_frame_folder(base / name / e.name)):
-                    videos.append(base / name / e.name)
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            path = base / name / e.name
+            video_name = os.path.splitext(e.name)[1].lower() in VIDEO_EXTENSIONS
+            if video_name and e.name.startswith("._"):
+                reason = "macOS resource fork (._*), not a video"
+            elif video_name and e.is_symlink() and not e.is_file():
+                reason = f"broken symbolic link (to {os.readlink(path)})"
+            else:
+                reason = ""
+            if reason:
+                if skipped is not None:
+                    skipped.append({"path": str(path), "source_id": f"{name}/{e.name}", "reason": reason})
+                continue
+            if e.name.startswith("."):
+                continue
+            if (e.is_file() and video_name) or (e.is_dir() and _is_frame_folder(path)):
+                videos.append(path)
         if videos:
-            out[name] = sorted(videos)
+            out[name] = videos
     return out
 
 
@@ -61,7 +79,7 @@ def _hash_unit(seed: int, key: str) -> int:
 
 
 def index_folder(root: str | Path, test_fraction: float = 0.2, seed: int = 0, *, frame_template: str | None = None,
-                 name: str = "folder") -> SplitIndex:
+                 name: str = "folder", test_split: str | None = None) -> SplitIndex:
     """A folder per class of videos (.mp4 .avi .mkv .webm .mov .m4v) or frame folders; classes sorted by name.
 
     Expected tree, either with explicit splits (``test/`` or ``val/``)::
@@ -77,15 +95,27 @@ def index_folder(root: str | Path, test_fraction: float = 0.2, seed: int = 0, *,
     ``seed``-ed hash of their relative path and the first ``round(n * test_fraction)`` (at least one when
     a class has two or more videos, never all) go to test. Adding files keeps every other file's hash, so
     at most about one video per class changes side. Folders without videos (and hidden ones) are ignored.
+    ``test_split`` names the test folder (``test``, ``val`` or ``validation``); by default the first of them
+    that exists, and a ``val/`` left out next to ``test/`` is reported (a VideoddWarning), not ignored
+    silently. Video files that cannot be videos are listed in ``missing`` with the reason.
     """
     root_path = _check_root(root)
     resolver = _Resolver()
+    skipped: list[dict[str, str]] = []
     train_dir = resolver.subdir(root_path, "train")
-    test_dir = resolver.subdir(root_path, "test") or resolver.subdir(root_path, "val") \
-        or resolver.subdir(root_path, "validation")
+    candidates = [n for n in ("test", "val", "validation") if resolver.subdir(root_path, n) is not None]
+    if test_split is not None and test_split not in candidates:
+        raise LayoutError(f"--test-split {test_split}: no such folder here (found: {', '.join(candidates) or 'none'})",
+                          root_path)
+    chosen = test_split or (candidates[0] if candidates else None)
+    test_dir = resolver.subdir(root_path, chosen) if chosen else None
     if train_dir is not None and test_dir is not None:
-        train_classes = _class_folders(train_dir)
-        test_classes = _class_folders(test_dir)
+        unused = [n for n in candidates if n != chosen]
+        if unused:
+            warnings.warn(f"{root_path}: {', '.join(f'{n}/' for n in unused)} not used: the test split is {chosen}/ "
+                          f"(--test-split {unused[0]} uses {unused[0]}/ instead)", VideoddWarning, stacklevel=2)
+        train_classes = _class_folders(train_dir, skipped)
+        test_classes = _class_folders(test_dir, skipped)
         if not train_classes:
             raise LayoutError("no class folders with videos", train_dir)
         if not test_classes:
@@ -98,10 +128,11 @@ def index_folder(root: str | Path, test_fraction: float = 0.2, seed: int = 0, *,
         def items(found: dict[str, list[Path]]) -> list[VideoItem]:
             return [VideoItem(p, classes.index(c), _source_id(p, root_path)) for c in classes for p in found.get(c, ())]
 
-        return SplitIndex(name, classes, items(train_classes), items(test_classes), [], frame_template)
+        return SplitIndex(name, classes, items(train_classes), items(test_classes),
+                          [*({**f, "split": "train"} for f in skipped)], frame_template)
     if not 0.0 < test_fraction < 1.0:
         raise LayoutError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    found = _class_folders(root_path)
+    found = _class_folders(root_path, skipped)
     if not found:
         raise LayoutError("no class folders with videos (expected root/<class>/<video>.mp4, or root/train/ and "
                           "root/test/)", root_path)
@@ -119,14 +150,15 @@ def index_folder(root: str | Path, test_fraction: float = 0.2, seed: int = 0, *,
     if not test:
         raise LayoutError("the automatic split left the test split empty (every class has a single video)",
                           root_path)
-    return SplitIndex(name, classes, train, test, [], frame_template)
+    return SplitIndex(name, classes, train, test, [{**f, "split": "train"} for f in skipped], frame_template)
 
 
 # -- source: the layout options it needs plus the decoding options (base.DECODE_OPTIONS)
 @register_dataset("folder", "one sub-folder per class (optionally under train/ and test/) (--root, --test-fraction)",
                   default_spec="8x64")
 def folder_source(out_dir: str | Path, *, root: str | None = None, test_fraction: float | None = None,
-                  **decode: Any) -> tuple[ClipStore, ClipStore]:
+                  test_split: str | None = None, **decode: Any) -> tuple[ClipStore, ClipStore]:
     fraction = 0.2 if test_fraction is None else test_fraction
-    index = index_folder(_need(root, "--root", "folder"), test_fraction=fraction, seed=decode.get("seed") or 0)
+    index = index_folder(_need(root, "--root", "folder"), test_fraction=fraction, seed=decode.get("seed") or 0,
+                         test_split=test_split)
     return _run("folder", index, out_dir, **_decode_fields(decode))
