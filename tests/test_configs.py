@@ -15,8 +15,14 @@ RECIPES = sorted(p for p in CONFIGS.glob("*/*.yaml") if p not in BASES)
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_recipe_loads(path):
+    from videodd.config import from_dict
+    from videodd.tune import TuneConfig
+
     data = load_yaml(str(path))
     method = data.pop("method")
+    tune = data.pop("tune", None)  # a recipe's tune: mapping (configs/generic/) is a TuneConfig
+    if tune is not None:
+        from_dict(TuneConfig, tune, "tune")
     validate_config(resolve_config(method, data))
 
 

@@ -3,6 +3,7 @@ import torch
 
 from conftest import assert_resume_matches
 from videodd.distill import make_objective, resolve_config
+from videodd.errors import ConfigError
 from videodd.objectives.dm import DistributionMatching, class_means, dm_loss
 from videodd.seeding import make_generator
 from videodd.synthesis.pixels import Pixels
@@ -38,6 +39,32 @@ def test_dm_one_forward_for_all_real_classes_and_gradients_reach_pixels(tiny_sto
     out.loss.backward()
     assert param.videos.grad is not None and param.videos.grad.abs().sum() > 0
     assert out.loss.item() > 0
+
+
+@pytest.mark.parametrize("max_batch", [4, 5, 8, 1])
+def test_dm_real_pass_in_chunks_of_whole_classes_gives_the_same_loss(tiny_stores, monkeypatch, max_batch):
+    """``max_batch`` bounds the real pass: at most ceil(N / chunk) forwards of whole classes (a class larger
+    than the bound is one forward), the same loss to float rounding and the same draws afterwards."""
+    from videodd.models.convnet3d import ConvNet3D
+
+    train, _ = tiny_stores
+    losses, after = [], []
+    for bound in (None, max_batch):
+        cfg = resolve_config("dm", {"ipc": 2, "batch_real": 4, "max_batch": bound})
+        gen = make_generator(0)
+        param = Pixels(train, 2, gen)
+        calls = []
+        orig = ConvNet3D.embed
+        monkeypatch.setattr(ConvNet3D, "embed", lambda self, x, orig=orig, calls=calls: calls.append(x.shape[0])
+                            or orig(self, x))
+        losses.append(make_objective(DistributionMatching, train, cfg, torch.device("cpu")).loss(param, gen).loss)
+        after.append(torch.rand(3, generator=gen))
+        monkeypatch.undo()
+    per_class = 4
+    chunk = max(per_class, max_batch // per_class * per_class)
+    assert calls[:-1] == [min(chunk, 12 - i) for i in range(0, 12, chunk)]  # real chunks, then the synthetic
+    assert len(calls) - 1 == -(-12 // chunk)
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5) and torch.equal(after[0], after[1])
 
 
 def test_dm_loss_is_zero_when_synthetic_equals_real_class_means(tiny_stores):
@@ -129,3 +156,14 @@ def test_pool_options_are_checked(tiny_stores, tmp_path):
         distill(train, resolve_config("dm", {"iterations": 1, "objective": {"pool_sise": 2}}), tmp_path / "r")
     with pytest.raises((ConfigError, ValueError), match="pool_lr"):
         make_objective(DistributionMatching, train, _pool_cfg(pool_lr=0), torch.device("cpu"))
+
+
+def test_sharding_refusals(tiny_stores):
+    train, _ = tiny_stores
+    objective = make_objective(DistributionMatching, train, resolve_config("dm", {"ipc": 1}), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="nproc_per_node <= 3"):
+        objective.set_shard(0, 4)
+    cfg = resolve_config("dm", {"ipc": 1, "objective": {"pool_size": 2}})
+    pooled = make_objective(DistributionMatching, train, cfg, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="one process"):
+        pooled.set_shard(0, 2)

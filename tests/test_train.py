@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from videodd.models import create_model
@@ -86,3 +88,65 @@ def test_divergence_is_detected_and_reported():
     s = Summary([RunResult(0, 0.1, 0.5, [0.1], float("nan"), 1.0, diverged_at_epoch=3),
                  RunResult(1, 0.3, 0.5, [0.3], 0.1, 1.0)])
     assert s.diverged == 1 and "(1 diverged)" in s.fmt()
+
+
+def test_resident_clips_gather_the_same_batches(tiny_stores):
+    """A store copied to the device (on a GPU; here the CPU) gives exactly the memmap's batches."""
+    import numpy as np
+
+    from videodd.data.clips import ResidentClips, resident
+
+    train, _ = tiny_stores
+    copy = ResidentClips(train, "cpu")
+    idx = np.array([5, 0, 7, 7])
+    assert torch.equal(copy.batch(idx), train.batch(idx))
+    assert copy.fingerprint == train.fingerprint and len(copy) == len(train) and copy.num_classes == 3
+    assert resident(train, "cpu") is train  # a CPU reads the memmap through the page cache
+
+
+@pytest.mark.parametrize("kind", ["fp32", "tf32", "bf16"])
+def test_precision_on_a_cpu(kind):
+    """fp32 and tf32 are float32 on a CPU; bf16 is bfloat16 autocast there too."""
+    from videodd.train import precision
+
+    with precision(kind, torch.device("cpu")):
+        want = torch.bfloat16 if kind == "bf16" else torch.float32
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == want
+    assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # only inside the block
+    with pytest.raises(ValueError, match="unknown precision"), precision("fp8", torch.device("cpu")):
+        pass
+
+
+def test_protocols_record_their_precision():
+    from videodd.evaluate import get_protocol
+
+    assert get_protocol("vdsd").precision == "tf32" and get_protocol("default").precision == "tf32"
+    assert get_protocol("cpu").precision == "fp32" and get_protocol("fast").precision == "bf16"
+
+
+def test_runs_trained_at_once_equal_runs_trained_one_by_one(tiny_stores):
+    """fit_runs (vmap over stacked parameters) makes each run's updates exactly as fit does, for a network
+    without dropout: the same weights, batch-norm statistics and losses, to float rounding."""
+    from videodd.seeding import make_generator, seeded
+    from videodd.train import fit_runs
+
+    train, _ = tiny_stores
+    cfg = TrainConfig(epochs=3, batch_size=5, lr=0.05, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,))
+    datas = [StoreData(train, np.arange(r, 18, 2)) for r in range(2)]  # each run its own data (9 clips)
+
+    def models():
+        out = []
+        for seed in (3, 4):
+            with seeded(make_generator(seed)):
+                out.append(create_model("convnet3d-s-bn", 3, train.video_shape, dropout=0.0))
+        return out
+
+    one_by_one = models()
+    sequential = [fit(m, d, cfg, generator=make_generator(seed)) for m, d, seed in
+                  zip(one_by_one, datas, (3, 4), strict=True)]
+    together = models()
+    parallel = fit_runs(together, datas, cfg, generators=[make_generator(3), make_generator(4)])
+    for a, b, ra, rb in zip(one_by_one, together, sequential, parallel, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.allclose(x.float(), y.float(), atol=1e-5, rtol=1e-4), name
+        assert np.allclose(ra.epoch_losses, rb.epoch_losses, rtol=1e-5) and ra.steps == rb.steps

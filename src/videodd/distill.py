@@ -25,10 +25,12 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+import videodd.distributed as distributed
 from videodd.augment import AugmentConfig
 from videodd.builders import BUILDERS, BuiltSet
 from videodd.checkpoint import load_state, save_state
 from videodd.config import ConfigError, component_options, from_dict, to_dict
+from videodd.data.clips import resident
 from videodd.data.frames import FrameStore
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledManifest, DistilledSet
@@ -75,6 +77,10 @@ class DistillConfig:
             clips that selector picks).
         augment: siamese augmentation ops applied to real and synthetic batches ([] for none).
         amp: bfloat16 autocast for network passes on CUDA.
+        max_batch: the most real clips one network pass of the objective takes; a bound keeps memory in
+            budget with the same result to float rounding for networks without batch norm (DM: chunks of
+            whole classes). None: all of an iteration's at once on a CPU, 256 on a GPU (about 3 GiB of
+            activations for convnet3d at 16x112x112).
         checkpoint_every: iterations between checkpoints (and the last one always).
         log_every: iterations between metric lines in metrics.jsonl (and the guards' checks).
         snapshots: iterations at which the set is also written to ``RUN/snapshots/iter-NNNNNN.safetensors``
@@ -102,6 +108,7 @@ class DistillConfig:
     init: str = "real"
     augment: tuple[str, ...] = DEFAULT_AUGMENT
     amp: bool = True
+    max_batch: int | None = None
     checkpoint_every: int = 25
     log_every: int = 5
     snapshots: tuple[int, ...] = ()
@@ -124,6 +131,8 @@ class DistillConfig:
             raise ValueError(f"snapshots must be iterations in [0, {self.iterations}], got {bad}")
         if self.guard_range < 0:
             raise ValueError(f"guard_range must be >= 0, got {self.guard_range}")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
 
 
 def resolve_config(method: str, overrides: dict[str, Any] | None = None) -> DistillConfig:
@@ -183,11 +192,17 @@ class DistillResult:
     resumed_from: int
 
 
+GPU_MAX_BATCH = 256  # real clips per network pass on a GPU when DistillConfig.max_batch is None
+
+
 def make_objective(cls: type[Objective], store: Any, cfg: DistillConfig, device: str | torch.device = "cpu"
                    ) -> Objective:
     """The objective ``cls`` as the loop builds it: its setup and its ``cfg.objective`` options."""
+    device = torch.device(device)
+    # None: every real clip of an iteration in one pass on a CPU; on a GPU, passes of at most 256 clips
+    max_batch = cfg.max_batch if cfg.max_batch is not None or device.type != "cuda" else GPU_MAX_BATCH
     setup = ObjectiveSetup(model=cfg.model, ipc=cfg.ipc, batch_real=cfg.batch_real, augment=tuple(cfg.augment),
-                           amp=cfg.amp, device=torch.device(device))
+                           amp=cfg.amp, device=device, max_batch=max_batch)
     return cls(store, setup, component_options(cls, cfg.objective, f"objective {cls.__name__}"))
 
 
@@ -324,23 +339,28 @@ def distill(
         raise RunFolderError(f"{run_dir} holds {existing}. Continue it with --resume, replace it with --force (the "
                              "old run is kept until the new one is complete), or choose another --out")
     resolved = {"distill": to_dict(cfg), "store": str(train_store.root), "fingerprint": train_store.fingerprint}
-    with exclusive(run_dir, "run"):
-        config_path = run_dir / "config.yaml"
-        replace_run = overwrite and existing is not None
-        if resume and config_path.exists():
-            try:
-                _resume_allows(config_path, resolved)
-                replace_run = False
-            except RunFolderError:
-                if not overwrite:
-                    raise
+    config_path = run_dir / "config.yaml"
+    replace_run = overwrite and existing is not None
+    if resume and config_path.exists():
+        try:
+            _resume_allows(config_path, resolved)
+            replace_run = False
+        except RunFolderError:
+            if not overwrite:
+                raise
+    # under torchrun every rank has read the folder before rank 0, the one writer, changes it
+    distributed.barrier()
+    with exclusive(run_dir, "run") if distributed.is_main() else contextlib.nullcontext():
         if not replace_run:
             return _run(train_store, cfg, run_dir, resolved, resume=resume, device=device, progress=progress,
                         on_iteration=on_iteration)
         fresh = run_dir.with_name(f".{run_dir.name}.new")
-        shutil.rmtree(fresh, ignore_errors=True)  # a replacement killed before its swap: start it again
+        if distributed.is_main():
+            shutil.rmtree(fresh, ignore_errors=True)  # a replacement killed before its swap: start it again
         result = _run(train_store, cfg, fresh, resolved, resume=False, device=device, progress=progress,
                       on_iteration=on_iteration)
+        if not distributed.is_main():
+            return result
         old = run_dir.with_name(f".{run_dir.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(run_dir, old)  # the swap: the old run is gone only once the new one is complete
@@ -356,9 +376,10 @@ def _run(train_store: ClipStore, cfg: DistillConfig, run_dir: Path, resolved: di
          on_iteration: Callable[[int, Parametrization], None] | None) -> DistillResult:
     """The run in ``run_dir`` (locked by the caller): its config, then the method."""
     spec = get_method(cfg.method)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     start = time.perf_counter()
 
     if spec.selector is not None or spec.builder is not None:
@@ -366,11 +387,23 @@ def _run(train_store: ClipStore, cfg: DistillConfig, run_dir: Path, resolved: di
             distilled = _build(spec, cfg, train_store, torch.device(device), progress)
         else:
             distilled = _select(spec, cfg, train_store, torch.device(device))
-        distilled.save(run_dir / "distilled.safetensors")
+        if distributed.is_main():  # selectors and builders are not split: every rank makes the same set
+            distilled.save(run_dir / "distilled.safetensors")
         seconds = time.perf_counter() - start
         return DistillResult(distilled, run_dir, seconds, 0.0, 0)
     return _synthesize(spec, cfg, train_store, run_dir, start, resume=resume, device=torch.device(device),
                        progress=progress, on_iteration=on_iteration)
+
+
+def _reduce_step(groups: list[dict[str, Any]], loss: torch.Tensor, *, mean: bool) -> torch.Tensor:
+    """Under torchrun: every rank's gradients of the set (and the objective's tensors) summed, or averaged
+    for replicas, so every rank takes the same optimizer step; returns the job's loss."""
+    for group in groups:
+        for p in group["params"]:
+            if p.grad is None:  # untouched on this rank (another rank's classes): a zero share
+                p.grad = torch.zeros_like(p)
+            distributed.all_reduce_(p.grad, mean=mean)
+    return distributed.all_reduce_(loss.detach().clone(), mean=mean)
 
 
 def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, run_dir: Path, start: float, *,
@@ -379,6 +412,7 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
     """A parametrization optimised under an objective: the iterations, checkpoints, guards and snapshots."""
 
     generator = make_generator(cfg.seed)
+    train_store = resident(train_store, device)  # on a GPU the clips are gathered there, not copied per batch
     if spec.frames:
         # image distillation (static memory): one random frame of each clip per draw, from the run's
         # generator so that a resumed run draws the same frames; the set is stills of clip shape (1, H, W)
@@ -387,6 +421,12 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
     param_options = component_options(param_cls, cfg.parametrization, f"parametrization {spec.parametrization}")
     param: Parametrization = param_cls(train_store, cfg.ipc, generator, init=cfg.init, options=param_options).to(device)
     objective = make_objective(OBJECTIVES.get(spec.objective), train_store, cfg, device)
+    if spec.frames and distributed.world_size() > 1:  # each rank would draw frames for other clips
+        raise ConfigError(f"method {spec.name!r} distils still frames, which runs in one process: start it without "
+                          "torchrun")
+    objective.set_shard(distributed.rank(), distributed.world_size())
+    writes = distributed.is_main()  # under torchrun rank 0 alone writes checkpoints, metrics and the set
+    world = distributed.world_size()
     # parametrizations and objectives may carry their own learnable tensors with their own
     # lr/momentum (learned labels, MTT's student lr): ``param_groups()`` -> optimizer groups
     extra_groups = [g for part in (param, objective) for g in part.param_groups()]
@@ -411,9 +451,12 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         objective.load_state_dict(state["objective"])
         guard.load_state_dict(state.get("guard", {}))
         first = int(state["iteration"])
-        _truncate_metrics(metrics_path, first)
-    elif metrics_path.exists():
+        if writes:
+            _truncate_metrics(metrics_path, first)
+    elif metrics_path.exists() and writes:
         metrics_path.unlink()
+    # rank 0 may write the checkpoint of iteration 0 only once every rank has read the one it resumes from
+    distributed.barrier()
 
     def checkpoint(iteration: int) -> None:
         state = {
@@ -424,7 +467,8 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
             "objective": objective.state_dict(),
             "guard": guard.state_dict(),
         }
-        save_state(ckpt_path, state)
+        if writes:
+            save_state(ckpt_path, state)
 
     def export(seconds_per_iteration: float) -> DistilledSet:
         # what the objective learned alongside the set (MTT's student lr, how to fit the labels) and what
@@ -437,7 +481,7 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         return DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
 
     def snapshot(iteration: int) -> None:
-        if iteration in cfg.snapshots:
+        if iteration in cfg.snapshots and writes:
             export(0.0).save(run_dir / "snapshots" / f"iter-{iteration:06d}.safetensors")
 
     if first == 0 and cfg.iterations > 0:
@@ -452,10 +496,14 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         loss, metrics = out.loss, out.metrics
         penalty = param.penalty()  # the parametrization's own term (e.g. a diversity loss)
         if penalty is not None:
-            loss = loss + penalty
+            # every rank computes the whole penalty: a 1/world share of it each, when the gradients are summed
+            loss = loss + (penalty / world if objective.shard == "classes" else penalty)
             metrics = {**metrics, "penalty": float(penalty.detach())}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            loss = _reduce_step(groups, loss, mean=objective.shard == "replicas")
+            metrics = {**metrics, "loss": float(loss)}
         optimizer.step()
         if cfg.clamp_pixels:
             param.clamp_(low, high)
@@ -470,8 +518,9 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
         guard.step(float(loss.detach()))
         if done % cfg.log_every == 0 or done == cfg.iterations:
             raised = guard.check(done, param, objective, final=done == cfg.iterations)
-            _append_jsonl(metrics_path, [{"iteration": done, **metrics, "seconds": time.perf_counter() - start,
-                                          **({"warnings": [w.code for w in raised]} if raised else {})}])
+            if writes:
+                _append_jsonl(metrics_path, [{"iteration": done, **metrics, "seconds": time.perf_counter() - start,
+                                              **({"warnings": [w.code for w in raised]} if raised else {})}])
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", refresh=False)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             checkpoint(done)
@@ -482,5 +531,6 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
     steps = cfg.iterations - first
     per_iter = (time.perf_counter() - loop_start) / steps if steps else 0.0
     distilled = export(per_iter)
-    distilled.save(run_dir / "distilled.safetensors")
+    if writes:
+        distilled.save(run_dir / "distilled.safetensors")
     return DistillResult(distilled, run_dir, time.perf_counter() - start, per_iter, first)

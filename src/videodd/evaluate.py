@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+import videodd.distributed as distributed
 from videodd._version import __version__
 from videodd.config import ConfigError, to_dict
+from videodd.data.clips import resident
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
 from videodd.guards import VideoddWarning, collapsed
@@ -29,7 +31,17 @@ from videodd.models import create_model, resolve_model
 from videodd.registry import Registry
 from videodd.seeding import make_generator, seeded
 from videodd.selection import select_random
-from videodd.train import StoreData, TensorData, TrainConfig, VideoData, fit, predict
+from videodd.train import (
+    PRECISIONS,
+    StoreData,
+    TensorData,
+    TrainConfig,
+    VideoData,
+    fit,
+    fit_runs,
+    precision,
+    predict,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,15 @@ class EvalProtocol:
         use_learned_lr: use the lr stored in a distilled set (MTT) instead of ``train.lr``.
         eval_batch_size: batch size at test time.
         description: one line for reports.
+        precision: arithmetic of training and testing on a GPU: ``fp32``, ``tf32`` (TF32 matmuls and
+            convolutions: PyTorch's default for convolutions, under which the published code ran) or
+            ``bf16`` (bfloat16 autocast). On a CPU ``fp32`` and ``tf32`` are float32 and ``bf16`` is CPU
+            bfloat16 autocast.
+        parallel_runs: train the runs at once (``torch.func.vmap`` over their stacked parameters), each with
+            its own initialisation and shuffling; dropout masks then come from vmap's randomness rather
+            than each run's seed. For GPUs, where one small run leaves the device idle; a CPU trains the runs
+            one after the other all the same (vmap there was 1.5x slower than sequential runs:
+            benchmarks/RESULTS.md section 12).
     """
 
     name: str
@@ -58,6 +79,12 @@ class EvalProtocol:
     use_learned_lr: bool = True
     eval_batch_size: int = 256
     description: str = ""
+    precision: str = "fp32"
+    parallel_runs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
 
     def model_for(self, video_shape: tuple[int, ...]) -> str:
         """The evaluation model for videos ``(C, T, H, W)`` (resolves ``auto``)."""
@@ -90,6 +117,7 @@ PROTOCOLS.register("vdsd")(
         train=_PUBLISHED,
         reference_train=TrainConfig(epochs=50, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
         description="published schedule (SGD 0.9, wd 5e-4, lr 0.01, 500 epochs, x0.1 at half, batch 256), 5 runs",
+        precision="tf32",
     )
 )
 PROTOCOLS.register("default")(
@@ -109,6 +137,15 @@ PROTOCOLS.register("cpu")(
         train=TrainConfig(epochs=300, batch_size=256, lr=0.01, momentum=0.9, weight_decay=5e-4, lr_milestones=(0.5,)),
         reference_train=TrainConfig(epochs=30, batch_size=64, lr=0.01, lr_milestones=(0.5,)),
         description="CPU-scale: 300 epochs (x0.1 at half), deterministic test clips, final model, 3 runs",
+    )
+)
+PROTOCOLS.register("fast")(
+    dataclasses.replace(
+        PROTOCOLS.get("default"),
+        name="fast",
+        precision="bf16",
+        parallel_runs=True,
+        description="the default protocol in bfloat16 autocast with its runs trained at once, for GPUs",
     )
 )
 
@@ -224,7 +261,7 @@ class EvalReport:
     def to_markdown(self) -> str:
         lines = [
             f"### {self.method} on {self.dataset} (IPC {self.ipc}, model {self.model}, protocol "
-            f"{self.protocol['name']} v{self.protocol['version']})",
+            f"{self.protocol['name']} v{self.protocol['version']}, precision {self.protocol.get('precision', 'fp32')})",
             "",
             "| set | top-1 (%) | top-5 (%) | runs |",
             "|---|---|---|---|",
@@ -269,7 +306,7 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
 
 
 def run_protocol(
-    train_data: VideoData,
+    train_data: VideoData | list[VideoData],
     test_store: ClipStore,
     protocol: EvalProtocol,
     train_cfg: TrainConfig,
@@ -280,35 +317,50 @@ def run_protocol(
     desc: str = "eval",
     label_loss: str = "ce",
 ) -> Summary:
-    """Train one fresh ``protocol.model`` per seed on ``train_data`` and test each final model.
+    """Train one fresh ``protocol.model`` per seed on ``train_data`` (or on ``train_data[i]`` for seed ``i``)
+    and test each final model; all at once when ``protocol.parallel_runs`` (:func:`~videodd.train.fit_runs`).
 
     ``label_loss``: ``ce``, or ``mse`` for labels that are regression targets (FRePo's learned labels).
     """
-    runs = []
-    for i, seed in enumerate(seeds):
-        gen = make_generator(seed)
+    datas = train_data if isinstance(train_data, list) else [train_data] * len(seeds)
+    # under torchrun each rank trains every world_size-th run; the results are gathered in seed order
+    share = distributed.mine(range(len(seeds)))
+    gens = [make_generator(seeds[i]) for i in share]
+    models = []
+    for gen in gens:
         with seeded(gen):
-            model = create_model(protocol.model_for(test_store.video_shape), test_store.num_classes,
-                                 test_store.video_shape)
-        fitted = fit(model, train_data, train_cfg, generator=gen, device=device, progress=progress,
-                     desc=f"{desc} run {i + 1}/{len(seeds)}", label_loss=label_loss)
-        pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
+            models.append(create_model(protocol.model_for(test_store.video_shape), test_store.num_classes,
+                                       test_store.video_shape))
+    mine = [datas[i] for i in share]
+    at_once = protocol.parallel_runs and torch.device(device).type == "cuda"  # a CPU: one after the other
+    if at_once and len(models) > 1 and train_cfg.optimizer == "sgd":
+        fitted = fit_runs(models, mine, train_cfg, generators=gens, device=device, progress=progress, desc=desc,
+                          label_loss=label_loss, precision_kind=protocol.precision)
+    else:
+        fitted = [fit(model, data, train_cfg, generator=gen, device=device, progress=progress,
+                      desc=f"{desc} run {i + 1}/{len(seeds)}", label_loss=label_loss,
+                      precision_kind=protocol.precision)
+                  for i, model, data, gen in zip(share, models, mine, gens, strict=True)]
+    runs: dict[int, dict[str, Any]] = {}
+    for i, model, fit_result in zip(share, models, fitted, strict=True):
+        with precision(protocol.precision, torch.device(device)):
+            pred = predict(model, StoreData(test_store), batch_size=protocol.eval_batch_size, device=device)
         if collapsed(pred.logits):
             warnings.warn(f"{desc} run {i + 1}: the model predicts one class for every test clip (collapsed)",
                           VideoddWarning, stacklevel=2)
-        runs.append(
-            RunResult(
-                seed=seed,
-                top1=pred.topk(1),
-                top5=pred.topk(5),
-                per_class=pred.per_class(test_store.num_classes),
-                final_train_loss=fitted.epoch_losses[-1],
-                train_seconds=fitted.seconds,
-                diverged_at_epoch=fitted.diverged_at_epoch,
-                collapsed=collapsed(pred.logits),
-            )
-        )
-    return Summary(runs)
+        runs[i] = dataclasses.asdict(RunResult(
+            seed=seeds[i],
+            top1=pred.topk(1),
+            top5=pred.topk(5),
+            per_class=pred.per_class(test_store.num_classes),
+            final_train_loss=fit_result.epoch_losses[-1],
+            train_seconds=fit_result.seconds,
+            diverged_at_epoch=fit_result.diverged_at_epoch,
+            collapsed=collapsed(pred.logits),
+        ))
+    for part in distributed.gather_json({str(i): r for i, r in runs.items()}):  # every rank's runs, own included
+        runs.update({int(i): r for i, r in part.items()})
+    return Summary([RunResult(**runs[i]) for i in range(len(seeds))])
 
 
 def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summary]) -> Summary:
@@ -321,7 +373,7 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
                 for r in data["runs"]]
         return Summary([RunResult(**r) for r in runs])
     summary = compute()
-    if cache is not None:
+    if cache is not None and distributed.is_main():
         write_json(cache, {"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs]})
     return summary
 
@@ -350,13 +402,12 @@ def random_real_reference(
 
 def _random_real(train_store: ClipStore, test_store: ClipStore, protocol: EvalProtocol, ipc: int, seed: int,
                  device: str | torch.device, progress: bool) -> Summary:
-    runs: list[RunResult] = []
-    for r in range(protocol.runs):
-        idx = select_random(train_store, ipc, make_generator(10_000 + seed * 101 + r))
-        runs += run_protocol(StoreData(train_store, idx), test_store, protocol, protocol.train,
-                             seeds=[seed * 1000 + r], device=device, progress=progress,
-                             desc=f"random IPC {ipc}").runs
-    return Summary(runs)
+    """Run ``r`` trains on its own random selection, from seed ``seed * 1000 + r``."""
+    runs = range(protocol.runs)
+    datas: list[VideoData] = [
+        StoreData(train_store, select_random(train_store, ipc, make_generator(10_000 + seed * 101 + r))) for r in runs]
+    return run_protocol(datas, test_store, protocol, protocol.train, seeds=[seed * 1000 + r for r in runs],
+                        device=device, progress=progress, desc=f"random IPC {ipc}")
 
 
 def full_data_reference(
@@ -408,7 +459,9 @@ def evaluate(
                       VideoddWarning, stacklevel=2)
     device = torch.device(device)
     start = time.perf_counter()
-    mat = distilled.materialize(device="cpu")
+    mat = distilled.materialize(device=device)  # the set lives on the device: no copy per step
+    test_store = resident(test_store, device)  # on a GPU: gathered there, not read and copied per batch
+    train_store = resident(train_store, device) if train_store is not None else None
     train_cfg = protocol.train
     learned_lr = distilled.manifest.learned_lr if protocol.use_learned_lr else None
     if learned_lr is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("videodd._version", "videodd.errors", "videodd.registry", "videodd.config", "videodd.io",
-                    "videodd.seeding", "videodd.checkpoint", "videodd.plugins", "videodd.methods", "videodd.layers")),
+                    "videodd.distributed", "videodd.seeding", "videodd.checkpoint", "videodd.plugins",
+                    "videodd.methods", "videodd.layers")),
     ("data", ("videodd.data",)),
     ("format", ("videodd.distilled",)),
     ("models", ("videodd.models",)),
@@ -21,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("builders", ("videodd.builders", "videodd.generate")),
     ("loop", ("videodd.guards", "videodd.distill", "videodd.evaluate")),
     ("workflows", ("videodd.report", "videodd.pipeline", "videodd.demo", "videodd.tune")),
-    ("cli", ("videodd.cli",)),
+    ("cli", ("videodd.cli", "videodd.__main__")),
     ("api", ("videodd",)),
 )
 """``(layer name, module prefixes)`` from the bottom layer to the top one."""

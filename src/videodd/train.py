@@ -6,8 +6,11 @@ Data comes from a ``VideoData`` (in-memory tensors or a ClipStore); videos are f
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,10 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from videodd.data.store import ClipStore
-from videodd.seeding import seeded
+from videodd.seeding import draw_seed, seeded
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,40 @@ class StoreData:
 
 
 LABEL_LOSSES = ("ce", "mse")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def precision(kind: str, device: torch.device, *, forward: bool = True) -> Iterator[None]:
+    """Run a block in ``kind`` arithmetic on ``device``; ``forward=False`` sets the TF32 flags only, for a
+    training loop that wraps its forward passes in :func:`autocast` itself.
+
+    - ``fp32``: full float32, with TF32 off for matmuls and cuDNN convolutions;
+    - ``tf32``: TF32 for matmuls and cuDNN convolutions on CUDA (PyTorch's default for convolutions,
+      under which the published code ran);
+    - ``bf16``: bfloat16 autocast (CUDA, and CPUs too: with AVX512-BF16/AMX it is faster than float32).
+
+    On a CPU ``fp32`` and ``tf32`` are both float32: the block runs unchanged.
+    """
+    if kind not in PRECISIONS:
+        raise ValueError(f"unknown precision {kind!r}; valid: {', '.join(PRECISIONS)}")
+    if device.type != "cuda":
+        with autocast(kind, device) if forward else contextlib.nullcontext():
+            yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = kind == "tf32"
+    try:
+        with autocast(kind, device) if forward else contextlib.nullcontext():
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def autocast(kind: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for ``kind == "bf16"`` (forward passes only: backward and the optimizer step run
+    outside it, as PyTorch recommends), else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if kind == "bf16" else contextlib.nullcontext()
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -145,6 +183,7 @@ def fit(
     desc: str = "train",
     label_loss: str = "ce",
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    precision_kind: str = "fp32",
 ) -> FitResult:
     """Train ``model`` on ``data`` with SGD (or Adam) and a step schedule.
 
@@ -156,6 +195,11 @@ def fit(
         label_loss: ``ce`` or ``mse`` (see :func:`loss_fn`).
         loss: optional ``f(model, videos, labels) -> scalar`` replacing the label loss
             ``loss_fn(model(videos), labels)``, e.g. a reconstruction loss for a codec.
+        precision_kind: ``fp32``, ``tf32`` or ``bf16`` (see :func:`precision`; float32 on a CPU).
+
+    A NaN/Inf loss stops training and is reported in ``diverged_at_epoch``. On a CPU it is checked at
+    every step, before the step (the model keeps its last finite weights); on a GPU the loss is summed on
+    the device and checked once per epoch, so that no step waits for the host.
     """
     device = torch.device(device)
     model.to(device).train()
@@ -170,35 +214,122 @@ def fit(
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not progress, leave=False)
     # Dropout draws from the global RNG: seed it from our generator (restored afterwards).
-    with seeded(generator):
+    every_step = device.type != "cuda"  # a check per step costs a GPU a host sync; a CPU nothing
+    with seeded(generator), precision(precision_kind, device, forward=False):
         for epoch in bar:
             order = torch.randperm(n, generator=generator).numpy()
-            total, count = 0.0, 0
+            total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
+            count = 0
             for s in range(0, n, cfg.batch_size):
                 x, y = data.get(order[s : s + cfg.batch_size], device)
                 if augment is not None:
                     x = augment(x, generator)
-                batch_loss = loss_fn(model(x), y, label_loss) if loss is None else loss(model, x, y)
-                if not torch.isfinite(batch_loss):
-                    result.diverged_at_epoch = epoch
+                with autocast(precision_kind, device):
+                    batch_loss = loss_fn(model(x), y, label_loss) if loss is None else loss(model, x, y)
+                if every_step and not torch.isfinite(batch_loss):
+                    total += float("nan")
                     break
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 opt.step()
-                total += batch_loss.item() * len(x)
+                total += batch_loss.detach().double() * len(x)
                 count += len(x)
                 result.steps += 1
-            if result.diverged_at_epoch is not None:
+            epoch_loss = float(total) / max(count, 1)  # one sync per epoch
+            if not math.isfinite(epoch_loss):
+                result.diverged_at_epoch = epoch
                 result.epoch_losses.append(float("nan"))
                 break  # a NaN model stays NaN; the caller reports the run as diverged
             sched.step()
-            result.epoch_losses.append(total / max(count, 1))
+            result.epoch_losses.append(epoch_loss)
             bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}", refresh=False)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model)
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+def fit_runs(
+    models: Sequence[nn.Module],
+    data: VideoData | Sequence[VideoData],
+    cfg: TrainConfig,
+    *,
+    generators: Sequence[torch.Generator],
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "train",
+    label_loss: str = "ce",
+    precision_kind: str = "fp32",
+) -> list[FitResult]:
+    """Train R models of one architecture at once: their parameters are stacked and one ``vmap`` over them
+    computes every run's step (``torch.func``), which fills a GPU that one small run leaves idle.
+
+    Each run keeps what makes it a run: its initialisation (the model given), its own shuffling (drawn
+    from its generator as :func:`fit` draws it) and its own data when ``data`` is a list (of equal lengths,
+    e.g. random selections at one IPC). SGD's momentum and weight decay act element by element, so a
+    run's update is the one :func:`fit` makes. Dropout masks come from ``vmap``'s own randomness, not from
+    the run's generator: runs equal :func:`fit`'s exactly only for networks without dropout. A run whose
+    loss becomes NaN/Inf is marked diverged at the end of that epoch; the others go on.
+    """
+    if cfg.optimizer != "sgd":
+        raise ValueError("fit_runs trains with SGD (the evaluation schedule); use fit for Adam")
+    device = torch.device(device)
+    datas = list(data) if isinstance(data, Sequence) else [data] * len(models)
+    if not len(models) == len(generators) == len(datas) or len({len(d) for d in datas}) != 1:
+        raise ValueError("fit_runs needs one generator and one dataset (all of one length) per model")
+    for model in models:
+        model.to(device).train()
+    params, buffers = stack_module_state(list(models))  # name -> (R, ...)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def run_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+                 ) -> torch.Tensor:
+        return loss_fn(functional_call(skeleton, (p, b), (x,)), y, label_loss)
+
+    step_fn = vmap(grad_and_value(run_loss), randomness="different")
+    opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    results = [FitResult(model=m) for m in models]
+    for gen in generators:
+        draw_seed(gen)  # fit seeds the global RNG (dropout) from the generator first: keep the shuffles aligned
+    n = len(datas[0])
+    start = time.perf_counter()
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not progress, leave=False)
+    with precision(precision_kind, device, forward=False):
+        for epoch in bar:
+            orders = [torch.randperm(n, generator=g).numpy() for g in generators]
+            totals = torch.zeros(len(models), dtype=torch.float64, device=device)
+            for s in range(0, n, cfg.batch_size):
+                batches = [d.get(order[s : s + cfg.batch_size], device) for d, order in zip(datas, orders, strict=True)]
+                x = torch.stack([b[0] for b in batches])  # (R, B, C, T, H, W)
+                y = torch.stack([b[1] for b in batches])  # (R, B) or (R, B, K)
+                with autocast(precision_kind, device):  # the optimizer step outside it
+                    grads, losses = step_fn(params, buffers, x, y)
+                for name, p in params.items():
+                    p.grad = grads[name]
+                opt.step()
+                totals += losses.detach().double() * x.shape[1]
+                for r in results:
+                    r.steps += 1
+            epoch_losses = (totals / n).tolist()  # one sync per epoch
+            sched.step()
+            for r, loss in zip(results, epoch_losses, strict=True):
+                if r.diverged_at_epoch is None:
+                    r.epoch_losses.append(loss if math.isfinite(loss) else float("nan"))
+                    if not math.isfinite(loss):
+                        r.diverged_at_epoch = epoch
+            if all(r.diverged_at_epoch is not None for r in results):
+                break
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for i, model in enumerate(models):  # each run's trained weights and statistics back in its model
+            model.load_state_dict({**{k: v[i] for k, v in params.items()}, **{k: v[i] for k, v in buffers.items()}})
+            model.eval()
+    for r in results:
+        r.seconds = seconds / len(models)
+    return results
 
 
 @dataclass

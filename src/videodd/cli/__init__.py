@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+import videodd.distributed as distributed
 from videodd._version import __version__
 from videodd.cli import codec, demo, distill, evaluate, experts, info, listing, prepare, teacher
 from videodd.errors import VideoddError
@@ -34,6 +35,9 @@ EPILOG = """examples:
   videodd evaluate runs/dm-ipc1/distilled.safetensors --data data/synth --protocol cpu
   videodd info runs/dm-ipc1/distilled.safetensors
 """
+
+# the commands that run under ``torchrun --nproc_per_node=N -m videodd`` (docs/ARCHITECTURE.md)
+DISTRIBUTED = ("distill", "evaluate", "experts")
 
 # in the order of `videodd --help`
 COMMANDS = (prepare.register, distill.register, experts.register, teacher.register, evaluate.register,
@@ -59,6 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"videodd: error: {err}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if args.command not in DISTRIBUTED:
+            print(f"videodd {args.command}: error: runs in one process; torchrun is for "
+                  f"{', '.join(DISTRIBUTED)}", file=sys.stderr)
+            return 2
+        if int(os.environ.get("RANK", "0")) > 0:  # rank 0 prints and warns for the job
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+            args.quiet = True
+            warnings.simplefilter("ignore", VideoddWarning)
+    try:
+        return _run(args)
+    finally:
+        distributed.shutdown()
+
+
+def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # a run's warnings as one line each, like its errors
         warnings.showwarning = _one_line(args.command, warnings.showwarning)
         try:

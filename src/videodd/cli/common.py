@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import videodd.distributed as distributed
 from videodd.config import ConfigError
 from videodd.data.store import ClipStore
 
@@ -29,9 +30,14 @@ def train_store(data: str) -> ClipStore:
 
 def resolve_device(name: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; any other name checked (ConfigError when this
-    PyTorch cannot use it)."""
+    PyTorch cannot use it). Under torchrun the process joins its group here and a CUDA rank gets its own
+    GPU (``cuda:LOCAL_RANK``)."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return distributed.init_from_env(_checked(name))
+
+
+def _checked(name: str) -> str:
     try:
         device = torch.device(name)
     except RuntimeError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         result = distill(train, cfg, out, resume=args.resume, overwrite=args.force, device=resolve_device(args.device),
                          progress=not args.quiet)
     else:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("--tune runs in one process: start it without torchrun")
         result, tuned = distill_tuned(train, cfg, out, tune, resume=args.resume, overwrite=args.force,
                                       device=resolve_device(args.device), progress=not args.quiet)
         print(f"tuned on {tuned.split['fit_clips']} + {tuned.split['val_clips']} training clips (fit + validation):")

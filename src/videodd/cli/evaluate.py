@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import videodd.distributed as distributed
 from videodd.cli.common import add_common_flags, data_stores, positive_int, resolve_device
 from videodd.distilled import DistilledSet
 from videodd.evaluate import PROTOCOLS, check_references, evaluate, get_protocol
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         table = cross_arch_table(reports)
         print(f"\n{title}\n{table}")
         text = f"## {title}\n\n{table}\n\n{text}"
+    if not distributed.is_main():  # under torchrun rank 0 writes the report
+        return 0
     out = Path(args.out) if args.out else Path(args.distilled).with_name("report.json")
     # one report per model: a list when there are several
     write_json(out, [r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json())

@@ -8,14 +8,16 @@ selectors pick among them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from videodd.data.spec import ClipSpec
 from videodd.data.store import StoreError, normalize_uint8
+from videodd.errors import VideoddWarning
 
 
 @runtime_checkable
@@ -118,3 +120,50 @@ class InMemoryClips:
 
     def source_id(self, i: int) -> str:
         return self.source_ids[i]
+
+
+class ResidentClips:
+    """A ClipStore whose uint8 clips are copied once to ``device`` (the whole store), so that batches are
+    gathered there instead of read from the memmap and copied on every step.
+
+    When the store would take more than ``budget`` of the device's free memory, the clips go to pinned host
+    memory instead (copied with ``non_blocking``), and a VideoddWarning says so once. Everything but
+    ``batch`` and ``raw`` is the wrapped store's (``meta``, ``fingerprint``, ``clips`` ...).
+    """
+
+    def __init__(self, store: Any, device: str | torch.device, budget: float = 0.5) -> None:
+        self.store = store
+        self.device = torch.device(device)
+        host = torch.from_numpy(np.ascontiguousarray(store.clips))  # (N, T, H, W, C) uint8, read once
+        self.on_device = True
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if store.nbytes > budget * free:
+                self.on_device = False
+                warnings.warn(f"{store.root}: {store.nbytes / 2**30:.1f} GiB of clips do not fit in {budget:.0%} of "
+                              f"the {free / 2**30:.1f} GiB free on {self.device}: batches come from pinned host memory",
+                              VideoddWarning, stacklevel=2)
+                host = host.pin_memory()
+        self.resident = host.to(self.device) if self.on_device else host
+        self._labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64)).to(self.resident.device)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def batch(self, indices: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Normalized float32 videos ``(n, C, T, H, W)`` gathered from the resident clips."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.resident.device)
+        raw = self.resident.index_select(0, idx)  # (n, T, H, W, C) uint8
+        return normalize_uint8(raw.to(device, non_blocking=True), self.store.meta.mean, self.store.meta.std)
+
+    def raw(self, indices: np.ndarray) -> torch.Tensor:
+        return self.store.raw(indices)
+
+
+def resident(store: Any, device: str | torch.device) -> Any:
+    """``store`` with its clips on ``device`` when that is a GPU (:class:`ResidentClips`), else ``store``: on a
+    CPU the memmap is read through the page cache and a copy would only double the memory."""
+    return ResidentClips(store, device) if torch.device(device).type == "cuda" else store

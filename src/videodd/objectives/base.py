@@ -13,6 +13,13 @@ uninterrupted one), ``param_groups()`` (extra learnable tensors optimised with t
 student lr), ``export()`` (:class:`ObjectiveExport`: what the set's manifest records) and
 ``health()`` (problems worth a warning, e.g. a learned lr stuck at its floor).
 
+Several processes (torchrun): ``shard`` says how an objective splits an iteration over the ranks.
+``"classes"``: each rank computes the loss terms of its own classes (``owns``; the loss is a sum over
+classes) and the loop sums the set's gradients. ``"replicas"``: each rank computes the whole loss on
+its own draw (``rank`` picks among draws every rank makes alike) and the loop averages the gradients.
+``None``: the objective runs in one process. Either way every rank draws the same random numbers in
+the same order, so the run's one generator stays in step on every rank.
+
 Shared helpers: :meth:`Objective.sample_real` (``per_class`` random clips of every class),
 :meth:`Objective.new_network` (a freshly initialised network drawn from the run's generator),
 :meth:`Objective.autocast` and :class:`NetworkPool` (online-trained networks). See
@@ -32,6 +39,7 @@ from torch import nn
 
 from videodd.augment import AugmentConfig
 from videodd.data.clips import ClipSource
+from videodd.errors import ConfigError
 from videodd.models import create_model
 from videodd.registry import Registry
 from videodd.seeding import make_generator, seeded
@@ -57,6 +65,9 @@ class ObjectiveSetup:
         augment: siamese augmentation ops (empty for none).
         amp: bfloat16 autocast for network passes on CUDA.
         device: where the objective's networks and batches live.
+        max_batch: the most real clips one network pass takes (None: all of an iteration's at once).
+            Passes without gradients are cut into chunks of whole classes, which bounds memory with the
+            same result to float rounding for networks without batch norm.
     """
 
     model: str
@@ -65,6 +76,7 @@ class ObjectiveSetup:
     augment: tuple[str, ...] = ()
     amp: bool = True
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    max_batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ class Objective:
     """Base class of every objective (see the module docstring for the contract)."""
 
     Options: ClassVar[type | None] = None
+    #: how an iteration is split over torchrun's processes: "classes", "replicas" or None (module docstring)
+    shard: ClassVar[str | None] = None
 
     def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: Any = None) -> None:
         self.store = store
@@ -98,6 +112,20 @@ class Objective:
         self.num_classes = store.num_classes
         self.members = [np.asarray(store.class_indices(c)) for c in range(store.num_classes)]
         self.aug_cfg = AugmentConfig(ops=tuple(setup.augment))
+        self.rank, self.world = 0, 1  # set_shard: this process's share of a distributed run
+
+    def set_shard(self, rank: int, world: int) -> None:
+        """Compute rank ``rank``'s share of each iteration out of ``world`` (the loop calls this under torchrun)."""
+        if world > 1 and self.shard is None:
+            raise ConfigError(f"objective {type(self).__name__} runs in one process: start it without torchrun")
+        if self.shard == "classes" and world > self.num_classes:
+            raise ConfigError(f"torchrun started {world} processes for {self.num_classes} classes: this objective "
+                              f"shards classes, so use --nproc_per_node <= {self.num_classes}")
+        self.rank, self.world = rank, world
+
+    def owns(self, labels: torch.Tensor) -> torch.Tensor:
+        """Which of ``labels`` (class ids) this rank computes: class ``c`` belongs to rank ``c % world``."""
+        return labels % self.world == self.rank
 
     # -- the contract ------------------------------------------------------------------------------
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:  # pragma: no cover
@@ -126,23 +154,47 @@ class Objective:
         return []
 
     # -- shared helpers ----------------------------------------------------------------------------
-    def sample_indices(self, generator: torch.Generator, per_class: int | None = None
+    def sample_indices(self, generator: torch.Generator, per_class: int | None = None, *, owned: bool = False
                        ) -> tuple[np.ndarray, torch.Tensor]:
         """``per_class`` (default ``setup.batch_real``) random clips of every class (all of a class that
-        has fewer), grouped by class: store indices and int64 labels on the device."""
+        has fewer), grouped by class: store indices and int64 labels on the device. ``owned``: only the
+        clips of this rank's classes (every class is drawn all the same, to keep the generator in step)."""
         per_class = self.setup.batch_real if per_class is None else per_class
         idx, lab = [], []
         for c, members in enumerate(self.members):
             take = torch.randperm(len(members), generator=generator)[:per_class].numpy()
             idx.append(members[take])
             lab.append(np.full(len(take), c))
-        return np.concatenate(idx), torch.from_numpy(np.concatenate(lab)).to(self.device)
+        indices, labels = np.concatenate(idx), torch.from_numpy(np.concatenate(lab))
+        if owned and self.world > 1:
+            keep = self.owns(labels)
+            indices, labels = indices[keep.numpy()], labels[keep]
+        return indices, labels.to(self.device)
 
-    def sample_real(self, generator: torch.Generator, per_class: int | None = None
+    def sample_real(self, generator: torch.Generator, per_class: int | None = None, *, owned: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`sample_indices` read from the store: videos ``(K*B, C, T, H, W)`` and labels ``(K*B,)``."""
-        idx, labels = self.sample_indices(generator, per_class)
+        idx, labels = self.sample_indices(generator, per_class, owned=owned)
         return self.store.batch(idx, self.device), labels
+
+    def class_chunks(self, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Positions of ``labels`` (grouped by class) cut into chunks of whole classes holding at most
+        ``setup.max_batch`` items (one class per chunk when a class alone is larger); one chunk when
+        ``max_batch`` is None."""
+        positions = torch.arange(len(labels), device=labels.device)
+        if self.setup.max_batch is None or len(labels) <= self.setup.max_batch:
+            return [positions]
+        counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+        chunks: list[torch.Tensor] = []
+        start = size = 0
+        for n in counts:
+            if size and size + n > self.setup.max_batch:
+                chunks.append(positions[start : start + size])
+                start, size = start + size, 0
+            size += n
+        if size:
+            chunks.append(positions[start : start + size])
+        return chunks
 
     def new_network(self, generator: torch.Generator, model: str | None = None) -> nn.Module:
         """A freshly initialised ``setup.model`` (or ``model``) on the device, drawn from ``generator``."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from videodd.augment import AugmentParams, apply_augment, sample_params
 from videodd.data.clips import ClipSource
+from videodd.errors import ConfigError
 from videodd.methods import MethodSpec, register_method
 from videodd.objectives.base import NetworkPool, Objective, ObjectiveOutput, ObjectiveSetup, register_objective
 from videodd.seeding import seeded
@@ -92,6 +94,7 @@ class DistributionMatching(Objective):
 
     Options = DMOptions
     options: DMOptions
+    shard = "classes"  # the loss is a sum over classes, each independent given the network and the draws
 
     def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: DMOptions | None = None) -> None:
         super().__init__(store, setup, options)
@@ -99,13 +102,21 @@ class DistributionMatching(Objective):
         o = self.options
         self.pool = NetworkPool(self._new_net, o.pool_size, o.pool_max_steps)
 
+    def set_shard(self, rank: int, world: int) -> None:
+        if world > 1 and self.options.pool_size > 0:
+            raise ConfigError("objective.pool_size > 0 (IDM's network pool) runs in one process: each rank "
+                              "would train its pool on other clips; start it without torchrun")
+        super().set_shard(rank, world)
+
     # -- the network pool (pool_size > 0) ----------------------------------------------------------
     def _new_net(self, generator: torch.Generator) -> tuple[nn.Module, torch.optim.Optimizer]:
         net = self.new_network(generator)
         return net, torch.optim.SGD(net.parameters(), lr=self.options.pool_lr, momentum=0.9)
 
-    def train_pool_net(self, i: int, real: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> float:
-        """One SGD step of pool network ``i`` on ``pool_batch`` of the real clips; reset it when it is old.
+    def train_pool_net(self, i: int, idx: np.ndarray, real: torch.Tensor | None, labels: torch.Tensor,
+                       generator: torch.Generator) -> float:
+        """One SGD step of pool network ``i`` on ``pool_batch`` of the real clips (store indices ``idx``, and
+        the clips themselves when they were read already); reset it when it is old.
 
         Taken before the network is used for matching: stepping it after would modify weights that
         the matching loss's graph still holds.
@@ -113,24 +124,25 @@ class DistributionMatching(Objective):
         if self.pool.steps[i] >= self.options.pool_max_steps:
             self.pool.replace(i, generator)
         net, opt = self.pool.models[i], self.pool.optimizers[i]
-        take = torch.randperm(len(real), generator=generator)[: self.options.pool_batch].to(real.device)
+        take = torch.randperm(len(idx), generator=generator)[: self.options.pool_batch]
+        clips = real[take.to(real.device)] if real is not None else self.store.batch(idx[take.numpy()], self.device)
         net.train()
         net.requires_grad_(True)
         with seeded(generator):  # dropout draws from the global RNG: seed it from ours
-            loss = F.cross_entropy(net(real[take]), labels[take])
+            loss = F.cross_entropy(net(clips), labels[take.to(labels.device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         self.pool.steps[i] += 1
         return float(loss.detach())
 
-    def _pool_network(self, real: torch.Tensor, labels: torch.Tensor,
+    def _pool_network(self, idx: np.ndarray, real: torch.Tensor | None, labels: torch.Tensor,
                       generator: torch.Generator) -> tuple[nn.Module, dict[str, float]]:
-        """A random pool network, one SGD step further on ``real``."""
+        """A random pool network, one SGD step further on the real clips."""
         if not self.pool:
             self.pool.build(generator)
         i = int(torch.randint(len(self.pool), (1,), generator=generator).item())
-        net_loss = self.train_pool_net(i, real, labels, generator)
+        net_loss = self.train_pool_net(i, idx, real, labels, generator)
         return self.pool.models[i], {"net": float(i), "net_loss": net_loss}
 
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
@@ -138,20 +150,31 @@ class DistributionMatching(Objective):
         # without a pool the network is drawn before the real batch (the order of the generator's draws)
         net = None if pooled else self.new_network(generator)
         metrics: dict[str, float] = {}
-        real, real_lab = self.sample_real(generator)  # (K*B, C, T, H, W)
+        # K*B store indices grouped by class (this rank's classes under torchrun)
+        real_idx, real_lab = self.sample_indices(generator, owned=True)
+        chunks = self.class_chunks(real_lab)
+        # one chunk: the whole real batch is read now (the pool trains on it); several: each as it is embedded
+        real = self.store.batch(real_idx, self.device) if len(chunks) == 1 else None  # (K*B, C, T, H, W)
         if net is None:
-            net, metrics = self._pool_network(real, real_lab, generator)
+            net, metrics = self._pool_network(real_idx, real, real_lab, generator)
         net.train()
         net.requires_grad_(False)
         syn = param()
         syn_lab = syn.labels if syn.labels.ndim == 1 else syn.labels.argmax(1)
         params = [sample_params(self.aug_cfg, generator) for _ in range(self.num_classes)]
+        syn_videos = syn.videos
+        if self.world > 1:  # this rank's classes only: the others' terms are another rank's
+            keep = self.owns(syn_lab)
+            syn_videos, syn_lab = syn_videos[keep], syn_lab[keep]
         # One draw per class, shared by the class's real and synthetic clips (siamese).
-        real = augment_by_class(real, real_lab, params)
-        syn_videos = augment_by_class(syn.videos, syn_lab, params)
+        syn_videos = augment_by_class(syn_videos, syn_lab, params)
         with self.autocast():
             with torch.no_grad():
-                real_feat = net.embed(real).float()  # (K*B, F)
+                parts = []
+                for chunk in chunks:  # whole classes, at most max_batch clips: bounded memory
+                    clips = real if real is not None else self.store.batch(real_idx[chunk.cpu().numpy()], self.device)
+                    parts.append(net.embed(augment_by_class(clips, real_lab[chunk], params)).float())
+                real_feat = torch.cat(parts)  # (K*B, F)
             syn_feat = net.embed(syn_videos).float()  # (K*ipc, F)
         loss = dm_loss(real_feat, real_lab, syn_feat, syn_lab, self.num_classes)
         return ObjectiveOutput(loss, {"loss": float(loss.detach()), **metrics})

@@ -265,6 +265,7 @@ class GradientMatching(Objective):
 
     Options = GradientMatchingOptions
     options: GradientMatchingOptions
+    shard = "classes"  # a sum of per-class distances; the network and its training are the same on every rank
 
     def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: GradientMatchingOptions | None = None
                  ) -> None:
@@ -304,7 +305,7 @@ class GradientMatching(Objective):
             bn_real, _ = self.sample_real(generator, self.options.bn_real_per_class)
             freeze_batchnorm(net, bn_real)
         net.eval()  # dropout off, BatchNorm on its frozen statistics: the same function for both passes
-        real, real_lab = self.sample_real(generator)
+        real, real_lab = self.sample_real(generator, owned=True)  # classes without real clips are skipped below
         syn = param()
         augment = [sample_params(self.aug_cfg, generator) for _ in range(self.num_classes)] if self.aug_cfg.ops \
             else None

@@ -134,6 +134,7 @@ class KernelRidgeRegression(Objective):
 
     Options = KRROptions
     options: KRROptions
+    shard = "classes"  # the target rows are split by class; the pool networks train alike on every rank
 
     def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: KRROptions | None = None) -> None:
         super().__init__(store, setup, options)
@@ -171,14 +172,20 @@ class KernelRidgeRegression(Objective):
         return float(loss.detach())
 
     # -- data ------------------------------------------------------------------------------------
-    def target_batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target batch: ``target_batch`` clips uniformly, or ``batch_real`` of every class."""
+    def target_batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The target batch: ``target_batch`` clips uniformly, or ``batch_real`` of every class; under torchrun
+        only the rows of this rank's classes are read. Returns videos, labels and the whole batch's size."""
         if self.options.target_batch is None:
-            return self.sample_real(generator)
-        n = sum(len(m) for m in self.members)
-        idx = np.sort(torch.randperm(n, generator=generator)[: self.options.target_batch].numpy())
-        labels = self.store.labels_tensor(idx).long()
-        return self.store.batch(idx, self.device), labels.to(self.device)
+            idx, labels = self.sample_indices(generator)
+        else:
+            n = sum(len(m) for m in self.members)
+            idx = np.sort(torch.randperm(n, generator=generator)[: self.options.target_batch].numpy())
+            labels = self.store.labels_tensor(idx).long()
+        total = len(idx)
+        if self.world > 1:
+            keep = self.owns(labels.cpu())
+            idx, labels = idx[keep.numpy()], labels[keep.to(labels.device)]
+        return self.store.batch(idx, self.device), labels.to(self.device), total
 
     # -- the objective ---------------------------------------------------------------------------
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
@@ -193,7 +200,7 @@ class KernelRidgeRegression(Objective):
         model = self.pool.models[i]
         model.eval()  # features of the network as it is: dropout off, BatchNorm on running statistics
         model.requires_grad_(False)
-        real, real_lab = self.target_batch(generator)
+        real, real_lab, total = self.target_batch(generator)
         syn = param()
         videos = syn.videos
         if self.aug_cfg.ops:
@@ -203,16 +210,21 @@ class KernelRidgeRegression(Objective):
         y_syn = syn.labels.float() if self.learned_labels else centered_onehot(syn.labels, self.num_classes)
         y_target = centered_onehot(real_lab, self.num_classes)
         with self.autocast():
-            with torch.no_grad():
-                f_target = model.embed(real)  # (B, F)
+            with torch.no_grad():  # in chunks of at most max_batch clips (bounded memory)
+                step = self.setup.max_batch or len(real)
+                f_target = torch.cat([model.embed(real[s : s + step]) for s in range(0, len(real), step)])  # (B, F)
             f_syn = model.embed(videos)  # (N, F)
         pred = krr_predict(f_syn.double(), y_syn.double(), f_target.double(), self.options.reg)  # (B, K)
-        krr = (pred - y_target.double()).pow(2).sum(1).mean().float()
+        err = (pred - y_target.double()).pow(2).sum(1)  # (B,) this rank's rows of the batch
+        # the mean over the whole batch: this rank's share of it when the rows are split over ranks
+        krr = (err.mean() if self.world == 1 else err.sum() / total).float()
+        if self.world > 1:
+            krr = krr + 0.0 * f_syn.sum()  # a rank without rows still takes part in the gradient
         loss = krr
         metrics.update({"krr": float(krr.detach()), "model": float(i)})
         if self.learned_labels and self.options.margin:
             margin = label_margin(y_syn)
-            loss = loss + margin
+            loss = loss + margin / self.world  # every rank computes it whole: a 1/world share each
             metrics["margin"] = float(margin.detach())
         metrics["loss"] = float(loss.detach())
         self.pending = i

@@ -229,6 +229,7 @@ class TrajectoryMatching(Objective):
 
     Options = MTTOptions
     options: MTTOptions
+    shard = "replicas"  # each rank follows its own expert segment; the set's gradient is their mean
 
     def __init__(self, store: ClipSource, setup: ObjectiveSetup, options: MTTOptions | None = None) -> None:
         super().__init__(store, setup, options)
@@ -314,9 +315,11 @@ class TrajectoryMatching(Objective):
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
         with torch.no_grad():  # the published code clips after each lr step; clipping before use is the same
             self.syn_lr.clamp_(min=self.options.min_lr)
-        expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
-        start_epoch = int(torch.randint(self.options.min_start_epoch, self.options.max_start_epoch, (1,),
-                                        generator=generator))
+        # one (expert, start) draw per rank, made alike on every rank; this rank follows its own
+        experts = torch.randint(len(self.buffer), (self.world,), generator=generator)
+        starts = torch.randint(self.options.min_start_epoch, self.options.max_start_epoch, (self.world,),
+                               generator=generator)
+        expert, start_epoch = int(experts[self.rank]), int(starts[self.rank])
         rows = self.buffer.snapshots(expert, [start_epoch, start_epoch + self.options.expert_epochs])
         start, target = rows.to(self.device).unbind(0)  # (P,) each
         syn = param()

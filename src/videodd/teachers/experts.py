@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+import videodd.distributed as distributed
 from videodd._version import __version__
 from videodd.augment import AugmentConfig, apply_augment_grouped, sample_params
 from videodd.config import to_dict
@@ -286,6 +287,7 @@ def train_experts(
         raise ExpertError(f"{out} already holds expert trajectories; resume them (--resume) or choose another folder")
     if manifest_path.exists():
         _check_same_run(json.loads(manifest_path.read_text(encoding="utf-8")), identity, out)
+    distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
     out.mkdir(parents=True, exist_ok=True)
 
     records: dict[int, dict[str, Any]] = {}
@@ -296,6 +298,8 @@ def train_experts(
     result = ExpertsResult(out_dir=out, manifest={})
     bar = tqdm(range(cfg.num_experts), desc="experts", disable=not progress)
     for index in bar:
+        if index % distributed.world_size() != distributed.rank():
+            continue  # under torchrun, expert i is rank (i % world)'s: each writes its own files
         path = expert_path(out, index)
         if path.exists():
             try:
@@ -312,17 +316,31 @@ def train_experts(
         _write_expert(path, trajectory, {**identity, "index": index, **summary})
         records[index] = {"index": index, "file": path.name, "bytes": path.stat().st_size, **summary}
         result.trained.append(index)
-        result.manifest = _write_manifest(manifest_path, identity, records)
-    result.manifest = _write_manifest(manifest_path, identity, records)
+        if distributed.is_main():
+            result.manifest = _write_manifest(manifest_path, identity, records)
+    parts = distributed.gather_json({"records": {str(i): r for i, r in records.items()},
+                                     "trained": result.trained, "skipped": result.skipped})
+    for r, part in enumerate(parts):
+        if r == distributed.rank():
+            continue
+        records.update({int(i): rec for i, rec in part["records"].items()})
+        result.trained += part["trained"]
+        result.skipped += part["skipped"]
+    result.trained.sort()
+    result.skipped.sort()
+    result.manifest = _write_manifest(manifest_path, identity, records, write=distributed.is_main())
+    distributed.barrier()  # the manifest is complete before any rank returns
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _write_manifest(path: Path, identity: dict[str, Any], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def _write_manifest(path: Path, identity: dict[str, Any], records: dict[int, dict[str, Any]], *, write: bool = True
+                    ) -> dict[str, Any]:
     experts = [records[i] for i in sorted(records)]
     manifest = {**identity, "experts": experts, "num_experts": len(experts),
                 "total_bytes": int(sum(r["bytes"] for r in experts)), "library_version": __version__}
-    write_json(path, manifest)
+    if write:
+        write_json(path, manifest)
     return manifest
 
 
