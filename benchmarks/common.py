@@ -103,9 +103,13 @@ def shipped_recipe(method: str, ipc: int) -> dict[str, Any]:
     return cfg
 
 
-def load_results(out: Path) -> dict[str, Any]:
-    """The results already in ``out`` (empty when it is not there yet), so that a benchmark resumes."""
-    return json.loads(out.read_text()) if out.exists() else {}
+def load_results(out: Path, **header: Any) -> dict[str, Any]:
+    """The results already in ``out`` (empty when it is not there yet), so that a benchmark resumes; with a
+    ``header`` (what the run is), updated with it and :func:`machine_info`."""
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if header:
+        results.update({**header, **machine_info()})
+    return results
 
 
 def machine_info() -> dict[str, str]:

@@ -131,6 +131,7 @@ def test_pool_step_follows_the_set_update_and_old_models_are_replaced(tiny_store
 # -- end to end ---------------------------------------------------------------------------------
 def test_frepo_distills_learned_soft_labels_and_evaluation_trains_on_them(tiny_stores, tmp_path, monkeypatch):
     import videodd.evaluate as ev
+    import videodd.protocol as protocol_module
 
     train, test = tiny_stores
     cfg = resolve_config("frepo", {"ipc": 1, "iterations": 3, "batch_real": 3, "objective": {"num_models": 2}})
@@ -145,13 +146,13 @@ def test_frepo_distills_learned_soft_labels_and_evaluation_trains_on_them(tiny_s
     assert loaded.storage_bytes()["labels"] == 3 * 3 * 4
     assert torch.equal(loaded.materialize().labels, labels)
     calls = []
-    orig_fit = ev.fit
+    orig_fit = protocol_module.fit
 
     def spy(model, data, cfg, **kw):
         calls.append((data.labels.clone(), kw.get("label_loss")))
         return orig_fit(model, data, cfg, **kw)
 
-    monkeypatch.setattr(ev, "fit", spy)
+    monkeypatch.setattr(protocol_module, "fit", spy)  # run_protocol's fit
     protocol = ev.get_protocol("cpu").with_runs(1)
     protocol = dataclasses.replace(protocol, train=dataclasses.replace(protocol.train, epochs=3))
     report = ev.evaluate(loaded, test, protocol, references=())

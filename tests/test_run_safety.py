@@ -112,7 +112,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tiny_stores, tmp_path, capsys
     run = tmp_path / "run"
     assert main(["distill", "--method", "random", "--ipc", "1", "--data", data, "--out", str(run), "--quiet"]) == 0
     assert main(["evaluate", str(run / "distilled.safetensors"), "--data", data, "--references", "randm"]) == 2
-    assert "unknown reference(s) ['randm']; valid: random, full" in capsys.readouterr().err
+    assert "unknown reference(s) ['randm']; valid: random, bytes, h264, full" in capsys.readouterr().err
     assert main(["distill", "--method", "random", "--ipc", "1", "--data", data, "--out", str(run)]) == 2
     assert "holds a finished run (random, IPC 1" in capsys.readouterr().err
     with pytest.raises(Exception):  # noqa: B017  --debug shows the traceback instead

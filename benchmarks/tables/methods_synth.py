@@ -36,7 +36,6 @@ from benchmarks.common import (
     SYNTH_EXPERTS,
     add_protocol_args,
     load_results,
-    machine_info,
     shipped_recipe,
 )
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
@@ -99,8 +98,7 @@ def main() -> None:
     train, test = synth_actions_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
     methods = [m for m in args.methods.split(",") if m]
-    results = load_results(out)
-    results.update({"benchmark": SYNTH_ACTIONS, "protocol": protocol.name, "runs": args.runs, **machine_info()})
+    results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
     cells = results.setdefault("cells", {})
     experts = work / "experts"
     unknown = [m for m in methods if m.partition("@")[2] not in ("", *VARIANTS)]

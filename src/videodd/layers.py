@@ -20,8 +20,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("synthesis", ("videodd.synthesis",)),
     ("objectives", ("videodd.objectives",)),
     ("builders", ("videodd.builders", "videodd.generate")),
-    ("loop", ("videodd.guards", "videodd.distill", "videodd.evaluate")),
-    ("workflows", ("videodd.report", "videodd.pipeline", "videodd.demo", "videodd.tune")),
+    ("loop", ("videodd.guards", "videodd.distill", "videodd.protocol", "videodd.references", "videodd.evaluate")),
+    ("workflows", ("videodd.report", "videodd.pipeline", "videodd.demo", "videodd.tune", "videodd.export",
+                   "videodd.study")),
     ("cli", ("videodd.cli", "videodd.__main__")),
     ("api", ("videodd",)),
 )

@@ -11,7 +11,7 @@ import torch
 
 from videodd.data.store import ClipStore
 from videodd.distill import DistillResult, distill, resolve_config
-from videodd.evaluate import EvalProtocol, EvalReport, evaluate
+from videodd.evaluate import REFERENCES, EvalProtocol, EvalReport, evaluate
 from videodd.report import TableRow, rows_from_report
 
 
@@ -30,7 +30,7 @@ def run_methods(
     protocol: EvalProtocol,
     out: Path,
     *,
-    references: tuple[str, ...] = ("random", "full"),
+    references: tuple[str, ...] = REFERENCES,
     device: str | torch.device = "cpu",
     progress: bool = False,
     say: Callable[[str], None] = lambda _msg: None,

@@ -19,6 +19,7 @@ class TableRow:
     compression: float | None = None
     distill_seconds: float | None = None
     eval_seconds: float | None = None
+    all_in_bytes: int | None = None  # storage plus what using the set needs outside it (a decoder)
 
 
 def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -> list[TableRow]:
@@ -33,23 +34,32 @@ def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -
         ipc = f"{report.ipc} (= {detail['equivalent_ipc']:.2g} px)"
     rows = [
         TableRow(report.method, ipc, report.result, report.storage_bytes, report.compression_ratio,
-                 distill_seconds, report.wall_seconds)
+                 distill_seconds, report.wall_seconds, all_in_bytes=report.all_in_bytes)
     ]
     for name, summary in report.references.items():
-        ref_ipc: int | str = report.ipc
+        ref_ipc: int | str = summary.info.get("ipc", report.ipc)
         if name.startswith("full"):
             ref_ipc = "all"
         elif name.endswith("(same storage)") and report.equal_storage_ipc is not None:
             ref_ipc = report.equal_storage_ipc
-        rows.append(TableRow(name, ref_ipc, summary))
+        if "crf" in summary.info:  # H.264: each run's CRF
+            crfs = summary.info["crf"]
+            ref_ipc = f"{ref_ipc} (crf {min(crfs)}-{max(crfs)})" if min(crfs) != max(crfs) else \
+                f"{ref_ipc} (crf {crfs[0]})"
+        stored = summary.info.get("bytes")
+        if isinstance(stored, list):
+            stored = round(sum(stored) / len(stored))
+        compression = report.full_train_bytes / stored if stored else None
+        rows.append(TableRow(name, ref_ipc, summary, stored, compression, all_in_bytes=stored))
     return rows
 
 
 def markdown_table(rows: list[TableRow]) -> str:
-    """A markdown table: accuracy mean ± std (%) over runs, top-5, storage and times."""
+    """A markdown table: accuracy mean ± std (%) over runs, top-5, storage (stored, and all-in: with what using
+    the set needs outside it, e.g. a latent set's decoder) and times."""
     out = [
-        "| method | IPC | top-1 (%) | top-5 (%) | runs | storage | compression | distill time | eval time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | IPC | top-1 (%) | top-5 (%) | runs | storage | all-in | compression | distill time | eval time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r.summary
@@ -57,6 +67,7 @@ def markdown_table(rows: list[TableRow]) -> str:
             f"| {r.name} | {r.ipc} | {s.fmt()} | "
             f"{100 * s.top5_mean:.1f} ± {100 * s.top5_std:.1f} | {len(s.runs)} | "
             f"{human_bytes(r.storage_bytes) if r.storage_bytes is not None else '-'} | "
+            f"{human_bytes(r.all_in_bytes) if r.all_in_bytes is not None else '-'} | "
             f"{f'x{r.compression:,.0f}' if r.compression is not None else '-'} | "
             f"{f'{r.distill_seconds:.0f} s' if r.distill_seconds is not None else '-'} | "
             f"{f'{r.eval_seconds:.0f} s' if r.eval_seconds is not None else '-'} |"
@@ -84,3 +95,14 @@ def cross_arch_table(reports: list[EvalReport]) -> str:
         cells.append(f"{r.wall_seconds:.0f} s")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def paired_verdict(a: Summary, b: Summary) -> str | None:
+    """``a`` against ``b``, paired by run (the same model seeds): ``+1.2 ± 0.8 points: better``, or ``no clear
+    difference`` when the mean difference does not exceed its spread (the std over runs); None when unpaired."""
+    diff = a.paired_difference(b)
+    if diff is None:
+        return None
+    mean, std = 100 * diff[0], 100 * diff[1]
+    word = "no clear difference" if abs(mean) <= std else ("better" if mean > 0 else "worse")
+    return f"{mean:+.1f} ± {std:.1f} points: {word}"

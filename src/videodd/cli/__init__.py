@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import videodd.distributed as distributed
 from videodd._version import __version__
-from videodd.cli import codec, demo, distill, evaluate, experts, info, listing, prepare, teacher
+from videodd.cli import codec, demo, distill, evaluate, experts, export, info, listing, prepare, report, teacher
 from videodd.errors import VideoddError
 from videodd.guards import VideoddWarning
 from videodd.plugins import load_plugins
@@ -34,6 +34,8 @@ EPILOG = """examples:
   videodd distill --method latent --data data/synth --set builder.codec=builtin:codecs/synth --match-ipc 1
   videodd evaluate runs/dm-ipc1/distilled.safetensors --data data/synth --protocol cpu
   videodd info runs/dm-ipc1/distilled.safetensors
+  videodd export runs/dm-ipc1/distilled.safetensors --format gif --out previews/dm-ipc1
+  videodd report runs/dm-ipc1 runs/herding-ipc1 --out study --html
 """
 
 # the commands that run under ``torchrun --nproc_per_node=N -m videodd`` (docs/ARCHITECTURE.md)
@@ -41,7 +43,8 @@ DISTRIBUTED = ("distill", "evaluate", "experts")
 
 # in the order of `videodd --help`
 COMMANDS = (prepare.register, distill.register, experts.register, teacher.register, evaluate.register,
-            codec.register, info.register, prepare.register_datasets, listing.register, demo.register)
+            export.register, report.register, codec.register, info.register, prepare.register_datasets,
+            listing.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

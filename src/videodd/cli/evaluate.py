@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="override the protocol's training epochs on the set (and on random real clips); the "
                         "protocol is renamed NAME+epochs=E in the report")
-    p.add_argument("--references", default="random,full",
-                   help="references to compute: random (random real clips at the same IPC), full (whole training set)")
+    p.add_argument("--references", default="random,bytes,h264,full",
+                   help="references to compute: random (random real clips at the same IPC), bytes (random real uint8 "
+                        "clips in the set's bytes), h264 (random real clips as H.264 in the set's bytes), full (the "
+                        "whole training set); '' for none")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation runs (default 0)")
     p.add_argument("--out", default=None,
                    help="report JSON path (default: report.json next to the set); markdown beside it (.md)")
