@@ -1,0 +1,133 @@
+"""IDTD on synth-actions (CPU scale): against its base objectives, static-dynamic and real clips; ablations;
+accuracy against the synthetic videos' frames.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part main --ipcs 1,5 \
+        --methods random,herding,dm,vdsd-static,vdsd-dm,idtd-dm,mtt,idtd-mtt
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part ablation --ipcs 1
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part frames --ipcs 1 --frames 2,4,8
+
+Every method runs its shipped recipe (``configs/synth-actions/METHOD-ipcK.yaml``; MTT on ``WORK/experts``,
+static-dynamic on this benchmark's own ``vdsd-static`` stills) and is evaluated under the ``default`` protocol
+(3 runs) with the references at the same IPC and at the same bytes. Parts:
+
+- ``main``: the rows at each IPC, with stored bytes; the table is also sorted by bytes (the equal-storage
+  view: which set is best for a byte budget);
+- ``ablation``: ``idtd-dm`` with one piece removed (``ABLATIONS``): no diversity loss, no STA, one
+  selector (``segments 1``: no diversification), the fusor replaced by plain concatenation + resampling,
+  and pools of IPC and 4 x IPC segments (the recipe: 2 x IPC);
+- ``frames``: the synthetic videos' stored frames ``t``: pixel DM keeps ``t`` frames expanded linearly to
+  the clip's 8 (``parametrization.frames``), IDTD keeps 2 segments of ``t / 2`` frames (``segment_frames``);
+  static-dynamic has no such knob (its maps have the clip's frames), so it is one row.
+
+Cells resume; each keeps its whole evaluation report (``videodd report`` draws the study from this file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import SYNTH_ACTIONS, SYNTH_EXPERTS, load_results
+from benchmarks.tables.methods_synth import recipe
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
+from videodd.distill import distill, resolve_config
+from videodd.evaluate import EvalReport, evaluate, get_protocol
+from videodd.io import write_json
+from videodd.report import markdown_table
+from videodd.study import StudyEntry, study_rows
+from videodd.teachers.experts import train_experts
+
+#: name -> overrides of the idtd-dm recipe (at IPC 1 the recipe's pool is 2)
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no-diversity": {"parametrization": {"diversity": 0.0}},
+    "no-sta": {"parametrization": {"sta": False}},
+    "one-selector": {"parametrization": {"segments": 1, "segment_frames": 8}},
+    "concat-fusor": {"parametrization": {"fusor": "concat"}},
+    "pool-ipc": {"parametrization": {"pool": 1, "segments": 1, "segment_frames": 8}},  # P = IPC forces S = 1
+    "pool-4ipc": {"parametrization": {"pool": 4}},
+}
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = {**base}
+    for key, value in extra.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("main", "ablation", "frames"), required=True)
+    parser.add_argument("--ipcs", default="1")
+    parser.add_argument("--methods", default="random,herding,dm,vdsd-static,vdsd-dm,idtd-dm")
+    parser.add_argument("--ablations", default=",".join(ABLATIONS))
+    parser.add_argument("--frames", default="2,4,8")
+    parser.add_argument("--protocol", default="default")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", default="benchmarks/work/idtd")
+    parser.add_argument("--out", default="benchmarks/results/14-idtd/idtd_synth.json")
+    args = parser.parse_args(argv)
+
+    work, out = Path(args.work), Path(args.out)
+    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
+    protocol = get_protocol(args.protocol).with_runs(args.runs)
+    results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
+    part: dict[str, Any] = results.setdefault(args.part, {})
+    ipcs = [int(x) for x in args.ipcs.split(",")]
+
+    jobs: list[tuple[str, str, int, dict[str, Any]]] = []  # (cell key, method, ipc, overrides)
+    if args.part == "main":
+        methods = sorted(args.methods.split(","), key=lambda m: m != "vdsd-static")  # stills first
+        jobs = [(f"{m}/ipc{k}", m, k, recipe(m, k, work)) for k in ipcs for m in methods]
+    elif args.part == "ablation":
+        jobs = [(f"idtd-dm@{a}/ipc{k}", "idtd-dm", k, merged(recipe("idtd-dm", k, work), ABLATIONS[a]))
+                for k in ipcs for a in args.ablations.split(",")]
+    else:
+        for k in ipcs:
+            jobs.append((f"vdsd-static/ipc{k}", "vdsd-static", k, recipe("vdsd-static", k, work)))
+            jobs.append((f"vdsd-dm/ipc{k}", "vdsd-dm", k, recipe("vdsd-dm", k, work)))
+            for t in (int(x) for x in args.frames.split(",")):
+                jobs.append((f"dm@t{t}/ipc{k}", "dm", k, merged(recipe("dm", k, work), {"parametrization": {
+                    "frames": t}})))
+                jobs.append((f"idtd-dm@t{t}/ipc{k}", "idtd-dm", k, merged(recipe("idtd-dm", k, work), {
+                    "parametrization": {"segment_frames": max(1, t // 2)}})))
+    if any(m.endswith("mtt") for _, m, _, _ in jobs):
+        train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
+
+    for key, method, ipc, overrides in jobs:
+        run_dir = work / "runs" / key.replace("/", "-").replace("@", "-")
+        if key in part:
+            print(f"{key}: done", flush=True)
+            continue
+        start = time.perf_counter()
+        result = distill(train, resolve_config(method, overrides), run_dir, resume=True, overwrite=True)
+        if method == "vdsd-static":  # stage 1: stills read by vdsd-dm, not evaluated
+            part[key] = {"method": method, "ipc": ipc, "distill_seconds": result.seconds}
+            write_json(out, results)
+            continue
+        report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "bytes"),
+                          cache_dir=work / "references")
+        report.save(run_dir / "report.json")
+        part[key] = {"method": method, "ipc": ipc, "recipe": overrides, "distill_seconds": result.seconds,
+                     "seconds": time.perf_counter() - start, "report": report.to_json()}
+        write_json(out, results)
+        print(f"{key}: {report.result.fmt()} in {report.storage_bytes:,} bytes", flush=True)
+
+    entries = [(k, StudyEntry(EvalReport.from_json(c["report"]), out)) for k, c in part.items() if "report" in c]
+    for k, e in entries:  # the cell's name in the table (the report only knows the method)
+        e.report.method = k.split("/")[0]
+    table = markdown_table(study_rows([e for _, e in entries]))
+    by_bytes = sorted((e for _, e in entries), key=lambda e: e.report.storage_bytes)
+    results[f"{args.part}_table"] = table
+    results[f"{args.part}_by_bytes"] = [
+        {"cell": e.report.method, "ipc": e.report.ipc, "bytes": e.report.storage_bytes,
+         "top1_mean": e.report.result.top1_mean, "top1_std": e.report.result.top1_std} for e in by_bytes]
+    write_json(out, results)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
