@@ -133,11 +133,21 @@ def dm_section(store, scale: Scale, model: str, device: torch.device, work: Path
     bounds = {"videodd (chunks)": GPU_MAX_BATCH if device.type == "cuda" else max(whole // 4, scale.batch_real),
               "videodd (one pass)": whole}
     for name, bound in bounds.items():
-        cfg = resolve_config("dm", {"ipc": 1, "iterations": scale.iterations + 1, "batch_real": scale.batch_real,
-                                    "augment": [], "model": model, "max_batch": bound, "checkpoint_every": 1000})
-        result, _, peak = measure(device, lambda cfg=cfg, bound=bound: run_distill(
-            store, cfg, work / f"dm-{bound}", overwrite=True, device=device))
-        out[name] = {"seconds_per_iteration": result.seconds_per_iteration, "peak_bytes": peak, "max_batch": bound}
+        # iterations 2 .. N+1 are timed: the first warms up, the last writes the final checkpoint
+        cfg = resolve_config("dm", {"ipc": 1, "iterations": scale.iterations + 2, "batch_real": scale.batch_real,
+                                    "augment": [], "model": model, "max_batch": bound, "checkpoint_every": 1000,
+                                    "log_every": 1000})
+        stamps: list[float] = []
+
+        def stamp(_it: int, _param: Any, stamps: list[float] = stamps) -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+
+        _, _, peak = measure(device, lambda cfg=cfg, bound=bound, stamp=stamp: run_distill(
+            store, cfg, work / f"dm-{bound}", overwrite=True, device=device, on_iteration=stamp))
+        per_iteration = (stamps[-2] - stamps[0]) / scale.iterations
+        out[name] = {"seconds_per_iteration": per_iteration, "peak_bytes": peak, "max_batch": bound}
     out["published loop"] = published_dm(store, scale, model, device)
     base = out["published loop"]["seconds_per_iteration"]
     for row in out.values():

@@ -108,7 +108,12 @@ class SmokeRuns:
             codec = VideoAutoencoder(AutoencoderConfig(latent_channels=2, spatial_down=4, temporal_down=2, width=4,
                                                        blocks=0))
         codec.save(root / "codec")
-        self.resources = {"experts": str(root / "experts"), "codec": f"builtin:{root / 'codec'}"}
+        from videodd.teachers.classifier import ClassifierConfig, train_and_save
+
+        train_and_save(self.train, root / "teacher.safetensors",  # a batch-norm teacher (TSGF)
+                       ClassifierConfig(model="convnet3d-s-bn", epochs=1, batch_size=6))
+        self.resources = {"experts": str(root / "experts"), "codec": f"builtin:{root / 'codec'}",
+                          "teacher": str(root / "teacher.safetensors")}
         self._runs: dict[str, object] = {}
 
     def config(self, name: str, **changes):

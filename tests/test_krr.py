@@ -97,9 +97,10 @@ def test_hard_labels_work_without_label_learning(tiny_stores):
     cfg = resolve_config("frepo", {"ipc": 1, "batch_real": 4, "parametrization": {"learn_labels": False},
                                    "objective": {"num_models": 1, "target_batch": 6}})
     obj = make_objective(KernelRidgeRegression, train, cfg, CPU)
-    out = obj.loss(Pixels(train, 1, make_generator(0)), make_generator(1))
+    param = Pixels(train, 1, make_generator(0))
+    out = obj.loss(param, make_generator(1))
     assert math.isfinite(out.loss.item()) and "margin" not in out.metrics
-    assert obj.export().label_loss == "ce"
+    assert obj.export(param).label_loss == "ce"
 
 
 # -- the model pool -----------------------------------------------------------------------------

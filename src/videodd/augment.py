@@ -33,22 +33,29 @@ composed in DSA's order) -> cutout -> reverse.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from videodd.config import ConfigError
+from videodd.registry import Registry
+
 __all__ = [
     "DEFAULT_OPS",
+    "EVAL_AUGMENTS",
     "MODES",
     "VALID_OPS",
     "AugmentConfig",
     "AugmentParams",
+    "EvalAugment",
     "VideoAugment",
     "apply_augment",
     "apply_augment_grouped",
+    "resolve_eval_augment",
     "sample_params",
 ]
 
@@ -345,3 +352,35 @@ class VideoAugment(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"ops={self.config.ops}, mode={self.config.mode!r}"
 
+
+
+# -- augmentation a method owns at evaluation (named, versioned, carried in the set's manifest) ---------------
+@dataclass(frozen=True)
+class EvalAugment:
+    """An augmentation applied to the distilled videos while the evaluation model trains, owned by a method
+    (TSGF-A). A set names it in ``manifest.eval_augment`` (``{"name", "version", "options"}``); evaluation then
+    reports the protocol's row without it and a second row with it, never only the latter.
+
+    Attributes:
+        name: registry name (as written in the manifest).
+        version: bumped whenever the augmentation changes what it does; a set asking for another version is
+            refused, so a figure always says which augmentation made it.
+        build: ``options -> f(videos (B, C, T, H, W), generator) -> videos``.
+    """
+
+    name: str
+    version: int
+    build: Callable[[dict[str, Any]], Callable[[Tensor, torch.Generator], Tensor]]
+
+
+EVAL_AUGMENTS: Registry[EvalAugment] = Registry("evaluation augmentation")
+
+
+def resolve_eval_augment(entry: dict[str, Any]) -> tuple[str, Callable[[Tensor, torch.Generator], Tensor]]:
+    """The augmentation ``manifest.eval_augment`` names: ``(row name, f)``; ConfigError for an unknown name or
+    another version."""
+    aug = EVAL_AUGMENTS.get(str(entry.get("name")))
+    if int(entry.get("version", -1)) != aug.version:
+        raise ConfigError(f"the set asks for evaluation augmentation {aug.name!r} version {entry.get('version')}, "
+                          f"this videodd has version {aug.version}")
+    return f"+{aug.name}", aug.build(dict(entry.get("options") or {}))

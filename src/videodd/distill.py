@@ -473,12 +473,14 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
     def export(seconds_per_iteration: float) -> DistilledSet:
         # what the objective learned alongside the set (MTT's student lr, how to fit the labels) and what
         # the set's kind needs (the parametrization's layout) travel in the manifest
-        exported: ObjectiveExport = objective.export()
+        exported: ObjectiveExport = objective.export(param)
         manifest = _manifest(spec, cfg, train_store, param.kind, layout=param.layout(),
                              info={"seconds_per_iteration": seconds_per_iteration, **exported.info},
                              learned_lr=None if exported.learned_lr is None else float(exported.learned_lr),
-                             label_loss=exported.label_loss, warnings=[*guard.lines(), *exported.warnings])
-        return DistilledSet(tensors=param.stored_tensors(), labels=param.labels().detach().cpu(), manifest=manifest)
+                             label_loss=exported.label_loss, warnings=[*guard.lines(), *exported.warnings],
+                             eval_augment=exported.eval_augment)
+        labels = exported.labels if exported.labels is not None else param.labels()
+        return DistilledSet(tensors=param.stored_tensors(), labels=labels.detach().cpu(), manifest=manifest)
 
     def snapshot(iteration: int) -> None:
         if iteration in cfg.snapshots and writes:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from videodd._version import __version__
+from videodd.augment import resolve_eval_augment
 from videodd.config import to_dict
 from videodd.data.clips import resident
 from videodd.data.store import ClipStore
@@ -80,6 +81,8 @@ class EvalReport:
     learned_lr_used: float | None = None  # the set's learned lr, when evaluation trained with it
     set_warnings: list[str] = field(default_factory=list)  # what the distillation run warned about
     tuning: dict[str, Any] | None = None  # how --tune chose the set's settings (the manifest's info["tuning"])
+    # the method's own evaluation augmentation (manifest.eval_augment): row name -> its runs, beside `result`
+    augmented: dict[str, Summary] = field(default_factory=dict)
 
     @property
     def compression_ratio(self) -> float:
@@ -102,6 +105,7 @@ class EvalReport:
         fields = {k: v for k, v in data.items() if k in names}
         fields["result"] = summary_from_json(data["result"])
         fields["references"] = {k: summary_from_json(v) for k, v in data.get("references", {}).items()}
+        fields["augmented"] = {k: summary_from_json(v) for k, v in data.get("augmented", {}).items()}
         return cls(**fields)
 
     @property
@@ -117,6 +121,7 @@ class EvalReport:
             "| set | top-1 (%) | top-5 (%) | runs |",
             "|---|---|---|---|",
             _row(self.method, self.result),
+            *(_row(name, summary) for name, summary in self.augmented.items()),
         ]
         for name, summary in self.references.items():
             lines.append(_row(name, summary))
@@ -202,6 +207,14 @@ def evaluate(
     result = run_protocol(TensorData(mat.videos, mat.labels), test_store, protocol, train_cfg,
                           seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device,
                           progress=progress, desc=distilled.manifest.method, label_loss=label_loss)
+    augmented: dict[str, Summary] = {}
+    if distilled.manifest.eval_augment is not None:
+        # the method's own evaluation augmentation: a second row, beside (never instead of) the protocol's
+        suffix, augment = resolve_eval_augment(distilled.manifest.eval_augment)
+        augmented[f"{distilled.manifest.method} {suffix}"] = run_protocol(
+            TensorData(mat.videos, mat.labels), test_store, protocol, train_cfg,
+            seeds=[seed * 1000 + r for r in range(protocol.runs)], device=device, progress=progress,
+            desc=f"{distilled.manifest.method} {suffix}", label_loss=label_loss, augment=augment)
     refs: dict[str, Summary] = {}
     if train_store is not None:
         distilled.check_compatible(train_store)
@@ -251,4 +264,5 @@ def evaluate(
         learned_lr_used=learned_lr,
         set_warnings=list(distilled.manifest.warnings),
         tuning=distilled.manifest.info.get("tuning"),
+        augmented=augmented,
     )

@@ -58,7 +58,8 @@ def run_methods(
         report.save(result.run_dir / "report.json")
         runs.append(MethodRun(result, report))
         rows = rows_from_report(report, distill_seconds=result.seconds)
-        method_rows.append(rows[0])
-        for row in rows[1:]:
+        own = 1 + len(report.augmented)  # the method's rows: the protocol's, then with its own augmentation
+        method_rows += rows[:own]
+        for row in rows[own:]:
             reference_rows.setdefault(f"{row.name}/{row.ipc}", row)
     return runs, method_rows + list(reference_rows.values())

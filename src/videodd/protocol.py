@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,11 +215,14 @@ def run_protocol(
     progress: bool = False,
     desc: str = "eval",
     label_loss: str = "ce",
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> Summary:
     """Train one fresh ``protocol.model`` per seed on ``train_data`` (or on ``train_data[i]`` for seed ``i``)
     and test each final model; all at once when ``protocol.parallel_runs`` (:func:`~videodd.train.fit_runs`).
 
     ``label_loss``: ``ce``, or ``mse`` for labels that are regression targets (FRePo's learned labels).
+    ``augment``: ``f(videos, generator)`` applied to every training batch (a method's own evaluation
+    augmentation, ``manifest.eval_augment``); its runs train one after the other.
     """
     datas = train_data if isinstance(train_data, list) else [train_data] * len(seeds)
     # under torchrun each rank trains every world_size-th run; the results are gathered in seed order
@@ -231,13 +235,13 @@ def run_protocol(
                                        test_store.video_shape))
     mine = [datas[i] for i in share]
     at_once = protocol.parallel_runs and torch.device(device).type == "cuda"  # a CPU: one after the other
-    if at_once and len(models) > 1 and train_cfg.optimizer == "sgd":
+    if at_once and len(models) > 1 and train_cfg.optimizer == "sgd" and augment is None:
         fitted = fit_runs(models, mine, train_cfg, generators=gens, device=device, progress=progress, desc=desc,
                           label_loss=label_loss, precision_kind=protocol.precision)
     else:
         fitted = [fit(model, data, train_cfg, generator=gen, device=device, progress=progress,
                       desc=f"{desc} run {i + 1}/{len(seeds)}", label_loss=label_loss,
-                      precision_kind=protocol.precision)
+                      precision_kind=protocol.precision, augment=augment)
                   for i, model, data, gen in zip(share, models, mine, gens, strict=True)]
     runs: dict[int, dict[str, Any]] = {}
     for i, model, fit_result in zip(share, models, fitted, strict=True):

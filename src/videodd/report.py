@@ -23,7 +23,8 @@ class TableRow:
 
 
 def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -> list[TableRow]:
-    """The method's row followed by its references' rows.
+    """The method's row (and its row with its own evaluation augmentation, if any) followed by its references'
+    rows.
 
     A set whose kind reports an equivalent IPC (a latent set: its latent bytes over one IPC of
     float32 pixels) shows it in the IPC cell, e.g. ``12 (= 0.98 px)``.
@@ -36,6 +37,9 @@ def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -
         TableRow(report.method, ipc, report.result, report.storage_bytes, report.compression_ratio,
                  distill_seconds, report.wall_seconds, all_in_bytes=report.all_in_bytes)
     ]
+    for name, summary in report.augmented.items():  # the method's own evaluation augmentation (its second row)
+        rows.append(TableRow(name, ipc, summary, report.storage_bytes, report.compression_ratio,
+                             all_in_bytes=report.all_in_bytes))
     for name, summary in report.references.items():
         ref_ipc: int | str = summary.info.get("ipc", report.ipc)
         if name.startswith("full"):

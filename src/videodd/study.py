@@ -253,8 +253,9 @@ def study_rows(entries: list[StudyEntry]) -> list[TableRow]:
     methods, refs = [], {}
     for e in entries:
         rows = rows_from_report(e.report)
-        methods.append(rows[0])
-        for row in rows[1:]:
+        own = 1 + len(e.report.augmented)  # the method's rows: the protocol's, then with its own augmentation
+        methods += rows[:own]
+        for row in rows[own:]:
             refs.setdefault(f"{row.name}/{row.ipc}", row)
     return methods + list(refs.values())
 

@@ -71,6 +71,9 @@ class DistilledManifest:
         equal_storage_ipc: the pixel IPC whose bytes this set was built to fit (latent sets with
             ``match_ipc``); evaluation then also trains on random real clips at that IPC.
         full_train_bytes: bytes of the training store's uint8 clips (the compression ratio).
+        eval_augment: an augmentation the method owns at evaluation, ``{"name", "version", "options"}``
+            (:data:`videodd.augment.EVAL_AUGMENTS`, e.g. TSGF-A); evaluation reports the protocol's row
+            without it and another row with it. None for the protocol alone.
         storage_bytes: bytes of each stored tensor (``"labels"`` included) and ``"total"``;
             filled by :meth:`DistilledSet.save` and checked on load.
         layout: the kind's own settings, read only by the kind's hooks (stored frames of a
@@ -99,6 +102,7 @@ class DistilledManifest:
     label_loss: str = "ce"
     equal_storage_ipc: int | None = None
     full_train_bytes: int | None = None
+    eval_augment: dict[str, Any] | None = None
     storage_bytes: dict[str, int] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +120,7 @@ class DistilledManifest:
             mean=[float(x) for x in self.mean], std=[float(x) for x in self.std],
             storage_bytes={k: int(v) for k, v in self.storage_bytes.items()},
             layout=dict(self.layout), info=dict(self.info), warnings=list(self.warnings),
+            eval_augment=None if self.eval_augment is None else dict(self.eval_augment),
         )
         return data
 
@@ -165,6 +170,9 @@ class DistilledManifest:
             manifest = from_dict(cls, known, "manifest")
         except ConfigError as err:
             raise DistilledSetError(f"{at}invalid manifest ({err})") from None
+        if manifest.eval_augment is not None and not {"name", "version"} <= set(manifest.eval_augment):
+            raise DistilledSetError(f"{at}manifest eval_augment needs 'name' and 'version', got "
+                                    f"{sorted(manifest.eval_augment)}")
         if manifest.label_loss not in LABEL_LOSSES:
             raise DistilledSetError(f"{at}manifest label_loss {manifest.label_loss!r} is not one of "
                                     f"{list(LABEL_LOSSES)}")

@@ -10,8 +10,8 @@ An objective is built once per run as ``cls(store, setup, options)``:
 Hooks, all with no-op defaults: ``state_dict()`` / ``load_state_dict()`` (state carried across
 iterations: network pools, ...; saved in every checkpoint so a resumed run matches an
 uninterrupted one), ``param_groups()`` (extra learnable tensors optimised with the set, e.g. MTT's
-student lr), ``export()`` (:class:`ObjectiveExport`: what the set's manifest records) and
-``health()`` (problems worth a warning, e.g. a learned lr stuck at its floor).
+student lr), ``export(param)`` (:class:`ObjectiveExport`: what the set's manifest records, given the
+final parametrization) and ``health()`` (problems worth a warning, e.g. a learned lr stuck at its floor).
 
 Several processes (torchrun): ``shard`` says how an objective splits an iteration over the ranks.
 ``"classes"``: each rank computes the loss terms of its own classes (``owns``; the loss is a sum over
@@ -89,12 +89,17 @@ class ObjectiveExport:
             regression targets (FRePo's learned labels).
         info: informative entries (``manifest.info``); nothing reads them back.
         warnings: problems of the result worth showing in every report of the set.
+        labels: labels the objective gives the final videos, replacing the parametrization's (TSGF's teacher
+            soft labels, ``(N, K)``); None keeps the parametrization's.
+        eval_augment: an evaluation augmentation the method owns (``manifest.eval_augment``).
     """
 
     learned_lr: float | None = None
     label_loss: str = "ce"
     info: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    labels: torch.Tensor | None = None
+    eval_augment: dict[str, Any] | None = None
 
 
 class Objective:
@@ -144,7 +149,7 @@ class Objective:
         """Extra learnable tensors as optimizer groups with their own lr/momentum; none by default."""
         return []
 
-    def export(self) -> ObjectiveExport:
+    def export(self, param: Parametrization) -> ObjectiveExport:
         """What the set's manifest records; nothing by default."""
         return ObjectiveExport()
 

@@ -230,7 +230,7 @@ class KernelRidgeRegression(Objective):
         self.pending = i
         return ObjectiveOutput(loss, metrics)
 
-    def export(self) -> ObjectiveExport:
+    def export(self, param: Parametrization) -> ObjectiveExport:
         """Learned labels are regression targets: evaluation trains on them with the mse label loss."""
         return ObjectiveExport(label_loss="mse" if self.learned_labels else "ce")
 

@@ -263,7 +263,7 @@ class TrajectoryMatching(Objective):
         with torch.no_grad():
             self.syn_lr.copy_(state["syn_lr"].to(self.device))
 
-    def export(self) -> ObjectiveExport:
+    def export(self, param: Parametrization) -> ObjectiveExport:
         """The student lr becomes the set's ``learned_lr`` (evaluation trains with it, as published,
         also with ``learn_lr`` off). A learned lr that ended at its floor ``min_lr`` (the student stopped
         moving) or is not positive (``min_lr`` 0) is kept aside in ``info`` instead, with a warning, so
