@@ -19,7 +19,7 @@ Memory: ``torch.cuda.max_memory_allocated`` on CUDA. On a CPU it is not measured
 process the allocator reuses what earlier blocks freed, so the resident set hides a block's peak
 (``benchmarks/tables/mtt_memory.py`` measures CPU peaks, each in a fresh subprocess).
 
-Writes ``benchmarks/results/16-gpu-scale/SCALE-DEVICE.json``.
+Writes ``benchmarks/results/12-gpu-scale/SCALE-DEVICE.json``.
 """
 
 from __future__ import annotations
@@ -259,13 +259,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sections", default="dm,eval,runs,mtt")
-    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/16-gpu-scale/...)")
+    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/12-gpu-scale/...)")
     args = parser.parse_args(argv)
     from videodd.evaluate import get_protocol
 
     scale, device = SCALES[args.scale], torch.device(args.device)
     model = get_protocol("default").model_for((3, scale.frames, scale.size, scale.size))
-    out_path = Path(args.out or BENCHMARKS / "results" / "16-gpu-scale" / f"{args.scale}-{device.type}.json")
+    out_path = Path(args.out or BENCHMARKS / "results" / "12-gpu-scale" / f"{args.scale}-{device.type}.json")
     results: dict[str, Any] = {"scale": args.scale, **scale.__dict__, "model": model, "device": str(device),
                                **machine_info()}
     if device.type == "cuda":

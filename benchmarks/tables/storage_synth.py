@@ -1,8 +1,8 @@
 """Honest storage baselines: each method against real clips kept in the same bytes, on synth-actions.
 
     OMP_NUM_THREADS=1 python -m benchmarks.tables.storage_synth --ipcs 1,5 \
-        --out benchmarks/results/17-storage/storage_synth.json
-    videodd report benchmarks/results/17-storage/storage_synth.json --out benchmarks/results/17-storage/study
+        --out benchmarks/results/13-storage/storage_synth.json
+    videodd report benchmarks/results/13-storage/storage_synth.json --out benchmarks/results/13-storage/study
 
 For each IPC K, the shipped synth-actions recipes (``configs/synth-actions/METHOD-ipcK.yaml``) of ``random``
 (real clips at the same IPC), ``dm``, ``mtt``, the static-dynamic ``vdsd-dm`` (after its ``vdsd-static``
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--protocol", default="cpu")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="benchmarks/work/storage")
-    parser.add_argument("--out", default="benchmarks/results/17-storage/storage_synth.json")
+    parser.add_argument("--out", default="benchmarks/results/13-storage/storage_synth.json")
     args = parser.parse_args(argv)
 
     work, out = Path(args.work), Path(args.out)
