@@ -1,0 +1,133 @@
+"""TSGF on synth-actions (CPU scale): against the other methods, its ablation, and how it scales.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part main --ipcs 1
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part ablation --ipcs 1
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part scale --sizes 25,50,100,200
+
+The teacher (``convnet3d-s-bn``, 10 epochs on the training split; its full-data test accuracy and training
+time are recorded) is trained once into ``WORK/teacher.safetensors``. Parts:
+
+- ``main``: ``configs/synth-actions/tsgf-ipcK.yaml`` (IPC 1; at other IPCs its settings with ``ipc`` changed),
+  evaluated under the ``default`` protocol (3 runs) with the references at the same IPC and bytes; the
+  report carries the protocol's row and the ``+tsgf-a`` row. The other methods' rows are in sections 11
+  and 14 (same protocol, same test clips).
+- ``ablation`` (``ABLATIONS``): cross-entropy only; + batch-norm statistics (the SRe2L-style baseline);
+  + TSGF-O; + TSGF-A (its row); both; soft labels; the saliency window ``k``.
+- ``scale``: seconds per distillation iteration and the teacher's training time as the training set
+  grows (``--sizes``: training clips per class of synth-actions), IPC 1, 20 iterations each.
+
+Cells resume; each keeps its whole evaluation report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import SYNTH_ACTIONS, load_results, shipped_recipe
+from benchmarks.tables.idtd_synth import merged
+from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
+from videodd.distill import distill, resolve_config
+from videodd.evaluate import EvalReport, evaluate, get_protocol
+from videodd.io import write_json
+from videodd.report import markdown_table
+from videodd.study import StudyEntry, study_rows
+from videodd.teachers.classifier import ClassifierConfig, load_classifier, train_and_save
+from videodd.train import StoreData, predict
+
+TEACHER = ClassifierConfig(model="convnet3d-s-bn", epochs=10)
+_PLAIN = {"saliency_grad": False, "eval_augment": False}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "ce-only": {"objective": {"alpha": 0.0, **_PLAIN}},
+    "ce+bn": {"objective": {**_PLAIN}},
+    "ce+bn+tsgf-o": {"objective": {"saliency_grad": True, "eval_augment": False}},
+    "ce+bn+tsgf-a": {"objective": {"saliency_grad": False, "eval_augment": True}},
+    "full": {},
+    "full+soft-labels": {"objective": {"labels": "soft"}},
+    "window-1": {"objective": {"window": 1}},
+    "window-5": {"objective": {"window": 5}},
+}
+
+
+def teacher_for(train: Any, test: Any, path: Path) -> dict[str, Any]:
+    """Train the teacher once (or reuse it); its test accuracy and training time."""
+    if not path.exists():
+        start = time.perf_counter()
+        train_and_save(train, path, TEACHER, seed=0)
+        seconds = time.perf_counter() - start
+    else:
+        seconds = None
+    net, manifest = load_classifier(path, train)
+    accuracy = predict(net, StoreData(test), batch_size=256).topk(1)
+    return {"path": str(path), "model": manifest["model"], "test_top1": accuracy,
+            "train_seconds": seconds if seconds is not None else manifest.get("seconds")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("main", "ablation", "scale"), required=True)
+    parser.add_argument("--ipcs", default="1")
+    parser.add_argument("--sizes", default="25,50,100,200")
+    parser.add_argument("--protocol", default="default")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", default="benchmarks/work/tsgf")
+    parser.add_argument("--out", default="benchmarks/results/15-tsgf/tsgf_synth.json")
+    args = parser.parse_args(argv)
+    work, out = Path(args.work), Path(args.out)
+    protocol = get_protocol(args.protocol).with_runs(args.runs)
+    results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
+    part: dict[str, Any] = results.setdefault(args.part, {})
+
+    if args.part == "scale":
+        for n in (int(x) for x in args.sizes.split(",")):
+            key = f"train_per_class={n}"
+            if key in part:
+                continue
+            train, test = synth_actions_stores(work / f"data-{n}", SynthActionsConfig(train_per_class=n))
+            teacher = teacher_for(train, test, work / f"teacher-{n}.safetensors")
+            cfg = merged(shipped_recipe("tsgf", 1), {"iterations": 20, "objective": {"teacher": teacher["path"]}})
+            result = distill(train, resolve_config("tsgf", cfg), work / "runs" / f"scale-{n}", overwrite=True)
+            part[key] = {"train_clips": len(train), "seconds_per_iteration": result.seconds_per_iteration,
+                         "teacher": teacher}
+            write_json(out, results)
+            print(key, part[key], flush=True)
+        return
+
+    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
+    results["teacher"] = teacher_for(train, test, work / "teacher.safetensors")
+    base = {"objective": {"teacher": results["teacher"]["path"]}}
+    ipcs = [int(x) for x in args.ipcs.split(",")]
+    variants = {"": {}} if args.part == "main" else {f"@{a}": extra for a, extra in ABLATIONS.items()}
+    jobs = [(f"tsgf{name}/ipc{k}", merged(merged(shipped_recipe("tsgf", 1), {**base, "ipc": k}), extra))
+            for k in ipcs for name, extra in variants.items()]
+    for key, cfg in jobs:
+        if key in part:
+            print(f"{key}: done", flush=True)
+            continue
+        run_dir = work / "runs" / key.replace("/", "-").replace("@", "-")
+        start = time.perf_counter()
+        result = distill(train, resolve_config("tsgf", cfg), run_dir, resume=True, overwrite=True)
+        report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "bytes"),
+                          cache_dir=work / "references")
+        report.save(run_dir / "report.json")
+        part[key] = {"recipe": cfg, "distill_seconds": result.seconds, "seconds": time.perf_counter() - start,
+                     "report": report.to_json()}
+        write_json(out, results)
+        print(f"{key}: {report.result.fmt()}; +tsgf-a: "
+              f"{', '.join(s.fmt() for s in report.augmented.values()) or '-'}", flush=True)
+    entries = []
+    for key, cell in part.items():
+        entry = StudyEntry(EvalReport.from_json(cell["report"]), out)
+        entry.report.method = key.split("/")[0]
+        entry.report.augmented = {f"{entry.report.method} {k.split(' ', 1)[1]}": v
+                                  for k, v in entry.report.augmented.items()}
+        entries.append(entry)
+    results[f"{args.part}_table"] = markdown_table(study_rows(entries))
+    write_json(out, results)
+    print(results[f"{args.part}_table"])
+
+
+if __name__ == "__main__":
+    main()
