@@ -104,9 +104,10 @@ class DistillGuard:
         last = sum(self.losses[-w:]) / w
         if not (math.isfinite(first) and first > 0) or last < (1 - FLAT_DROP) * first:
             return None
-        return (f"the matching loss barely fell: mean {first:.4g} over iterations 1-{w}, {last:.4g} over "
-                f"{done - w + 1}-{done} ({100 * (last / first - 1):+.1f}%); the set is close to where it started. "
-                "A larger --lr or more iterations may help (choose them with --tune lr=...)")
+        what = "rose" if last > first else "barely fell"
+        return (f"the matching loss {what}: mean {first:.4g} over iterations 1-{w}, {last:.4g} over "
+                f"{done - w + 1}-{done} ({100 * (last / first - 1):+.1f}%); the optimisation is not improving the "
+                "set's fit. Another --lr or more iterations may help (choose them with --tune lr=...)")
 
     # -- the run's hooks -----------------------------------------------------------------------------
     def step(self, loss: float) -> None:

@@ -62,4 +62,6 @@ def run_methods(
         method_rows += rows[:own]
         for row in rows[own:]:
             reference_rows.setdefault(f"{row.name}/{row.ipc}", row)
-    return runs, method_rows + list(reference_rows.values())
+    # the references by the bytes they keep (the full training set last), whichever method brought them
+    ordered = sorted(reference_rows.values(), key=lambda r: (r.storage_bytes is None, r.storage_bytes or 0))
+    return runs, method_rows + ordered
