@@ -91,7 +91,8 @@ def assert_resume_matches(store: ClipStore, cfg, root: Path, kill_at: int):
 # -- every registered method, run once on a tiny store (tests/test_methods.py, tests/test_kinds.py) ----------
 class SmokeRuns:
     """Runs each registered recipe with its ``MethodSpec.smoke`` overrides on the tiny stores, once per
-    session (memoized); provides the resources smoke recipes name (``${experts}``, ``${codec}``)."""
+    session (memoized); provides the resources smoke recipes name (``${experts}``, ``${codec}``, ``${teacher}``,
+    ``${generator}``)."""
 
     IPC = 2
 
@@ -112,8 +113,12 @@ class SmokeRuns:
 
         train_and_save(self.train, root / "teacher.safetensors",  # a batch-norm teacher (TSGF)
                        ClassifierConfig(model="convnet3d-s-bn", epochs=1, batch_size=6))
+        from videodd.generate.diffusion import GeneratorTrainConfig, train_generator
+
+        train_generator(self.train, root / "generator",  # a tiny, barely trained video diffusion model
+                        GeneratorTrainConfig(width=4, mults=(1, 2), embed_dim=16, epochs=1, batch_size=6))
         self.resources = {"experts": str(root / "experts"), "codec": f"builtin:{root / 'codec'}",
-                          "teacher": str(root / "teacher.safetensors")}
+                          "teacher": str(root / "teacher.safetensors"), "generator": str(root / "generator")}
         self._runs: dict[str, object] = {}
 
     def config(self, name: str, **changes):

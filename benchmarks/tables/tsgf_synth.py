@@ -3,6 +3,9 @@
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part main --ipcs 1
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part ablation --ipcs 1
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part scale --sizes 25,50,100,200
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part frames --frames 2,4,8
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part cross \
+        --models convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s
 
 The teacher (``convnet3d-s-bn``, 10 epochs on the training split; its full-data test accuracy and training
 time are recorded) is trained once into ``WORK/teacher.safetensors``. Parts:
@@ -15,6 +18,10 @@ time are recorded) is trained once into ``WORK/teacher.safetensors``. Parts:
   + TSGF-O; + TSGF-A (its row); both; soft labels; the saliency window ``k``.
 - ``scale``: seconds per distillation iteration and the teacher's training time as the training set
   grows (``--sizes``: training clips per class of synth-actions), IPC 1, 20 iterations each.
+- ``frames``: the synthetic videos' stored frames ``t`` (``parametrization.frames``: ``t`` learnable frames
+  expanded linearly to the clip's 8), IPC 1.
+- ``cross``: the ``main`` IPC 1 set evaluated on other networks (``--models``), with random real clips on
+  each.
 
 Cells resume; each keeps its whole evaluation report.
 """
@@ -65,9 +72,32 @@ def teacher_for(train: Any, test: Any, path: Path) -> dict[str, Any]:
             "train_seconds": seconds if seconds is not None else manifest.get("seconds")}
 
 
+def cross_architecture(results: dict[str, Any], part: dict[str, Any], models: list[str], train: Any, test: Any,
+                       protocol: Any, work: Path, out: Path) -> None:
+    """The ``main`` part's IPC 1 set on each of ``models`` (one resumable cell per model)."""
+    from videodd.distilled import DistilledSet
+
+    distilled = DistilledSet.load(work / "runs" / "tsgf-ipc1" / "distilled.safetensors")
+    for model in models:
+        if model in part:
+            continue
+        report = evaluate(distilled, test, protocol.with_model(model), train_store=train, references=("random",),
+                          cache_dir=work / "references")
+        ref = report.references["random real IPC 1"]
+        part[model] = {"top1_mean": report.result.top1_mean, "top1_std": report.result.top1_std,
+                       "top1_runs": [r.top1 for r in report.result.runs],
+                       "augmented": {k: [v.top1_mean, v.top1_std] for k, v in report.augmented.items()},
+                       "random_top1_mean": ref.top1_mean, "random_top1_std": ref.top1_std,
+                       "random_top1_runs": [r.top1 for r in ref.runs], "eval_seconds": report.wall_seconds}
+        write_json(out, results)
+        print(model, {k: v for k, v in part[model].items() if "runs" not in k}, flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("main", "ablation", "scale"), required=True)
+    parser.add_argument("--part", choices=("main", "ablation", "scale", "frames", "cross"), required=True)
+    parser.add_argument("--frames", default="2,4,8")
+    parser.add_argument("--models", default="convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s")
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--sizes", default="25,50,100,200")
     parser.add_argument("--protocol", default="default")
@@ -99,7 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     results["teacher"] = teacher_for(train, test, work / "teacher.safetensors")
     base = {"objective": {"teacher": results["teacher"]["path"]}}
     ipcs = [int(x) for x in args.ipcs.split(",")]
-    variants = {"": {}} if args.part == "main" else {f"@{a}": extra for a, extra in ABLATIONS.items()}
+    if args.part == "cross":
+        cross_architecture(results, part, args.models.split(","), train, test, protocol, work, out)
+        return
+    if args.part == "frames":
+        variants = {f"@t{t}": {"parametrization": {"frames": int(t)}} for t in args.frames.split(",")}
+    else:
+        variants = {"": {}} if args.part == "main" else {f"@{a}": extra for a, extra in ABLATIONS.items()}
     jobs = [(f"tsgf{name}/ipc{k}", merged(merged(shipped_recipe("tsgf", 1), {**base, "ipc": k}), extra))
             for k in ipcs for name, extra in variants.items()]
     for key, cfg in jobs:

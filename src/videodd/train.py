@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from videodd.checkpoint import load_state, save_state
 from videodd.data.store import ClipStore
 from videodd.seeding import draw_seed, seeded
 
@@ -184,6 +186,8 @@ def fit(
     label_loss: str = "ce",
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     precision_kind: str = "fp32",
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1,
 ) -> FitResult:
     """Train ``model`` on ``data`` with SGD (or Adam) and a step schedule.
 
@@ -196,6 +200,10 @@ def fit(
         loss: optional ``f(model, videos, labels) -> scalar`` replacing the label loss
             ``loss_fn(model(videos), labels)``, e.g. a reconstruction loss for a codec.
         precision_kind: ``fp32``, ``tf32`` or ``bf16`` (see :func:`precision`; float32 on a CPU).
+        checkpoint: a file that holds the model, optimizer and generator state every ``checkpoint_every``
+            epochs (written atomically). When it exists, training continues from it: a killed run resumed
+            gives the weights of an uninterrupted one (the generator and the global RNG that dropout draws
+            from are saved with it). Used by long trainings (the diffusion generator).
 
     A NaN/Inf loss stops training and is reported in ``diverged_at_epoch``. On a CPU it is checked at
     every step, before the step (the model keeps its last finite weights); on a GPU the loss is summed on
@@ -210,12 +218,26 @@ def fit(
     milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     result = FitResult(model=model)
+    first, state = 1, None
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = load_state(checkpoint)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        result.epoch_losses, result.steps = list(state["epoch_losses"]), int(state["steps"])
+        first = int(state["epoch"]) + 1
+        sched.last_epoch = first - 1  # the loaded optimizer holds the lr; the schedule continues from there
     n = len(data)
     start = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(first, cfg.epochs + 1), desc=desc, disable=not progress, leave=False, initial=first - 1,
+               total=cfg.epochs)
     # Dropout draws from the global RNG: seed it from our generator (restored afterwards).
     every_step = device.type != "cuda"  # a check per step costs a GPU a host sync; a CPU nothing
     with seeded(generator), precision(precision_kind, device, forward=False):
+        if state is not None:  # after ``seeded`` has drawn its seed, as the uninterrupted run's state was saved
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["global_rng"])  # dropout's draws
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
         for epoch in bar:
             order = torch.randperm(n, generator=generator).numpy()
             total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
@@ -243,6 +265,12 @@ def fit(
             sched.step()
             result.epoch_losses.append(epoch_loss)
             bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}", refresh=False)
+            if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == cfg.epochs):
+                rng = {"global_rng": torch.get_rng_state(),
+                       **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
+                save_state(checkpoint, {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                        "generator": generator.get_state(), "epoch_losses": result.epoch_losses,
+                                        "steps": result.steps, **rng})
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model)
     result.seconds = time.perf_counter() - start

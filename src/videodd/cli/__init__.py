@@ -15,7 +15,20 @@ from collections.abc import Callable, Sequence
 
 import videodd.distributed as distributed
 from videodd._version import __version__
-from videodd.cli import codec, demo, distill, evaluate, experts, export, info, listing, prepare, report, teacher
+from videodd.cli import (
+    codec,
+    demo,
+    distill,
+    evaluate,
+    experts,
+    export,
+    generate,
+    info,
+    listing,
+    prepare,
+    report,
+    teacher,
+)
 from videodd.errors import VideoddError
 from videodd.guards import VideoddWarning
 from videodd.plugins import load_plugins
@@ -32,6 +45,8 @@ EPILOG = """examples:
   videodd distill --method mtt --data data/synth --set objective.experts=experts/synth --out runs/mtt-ipc1
   videodd train-codec --data data/synth --out codecs/synth
   videodd distill --method latent --data data/synth --set builder.codec=builtin:codecs/synth --match-ipc 1
+  videodd train-generator --data data/synth --out generators/synth          # pip install 'videodd[diffusion]'
+  videodd distill --method diffusion-tacdt --data data/synth --set builder.generator=generators/synth
   videodd evaluate runs/dm-ipc1/distilled.safetensors --data data/synth --protocol cpu
   videodd info runs/dm-ipc1/distilled.safetensors
   videodd export runs/dm-ipc1/distilled.safetensors --format gif --out previews/dm-ipc1
@@ -43,8 +58,8 @@ DISTRIBUTED = ("distill", "evaluate", "experts")
 
 # in the order of `videodd --help`
 COMMANDS = (prepare.register, distill.register, experts.register, teacher.register, evaluate.register,
-            export.register, report.register, codec.register, info.register, prepare.register_datasets,
-            listing.register, demo.register)
+            export.register, report.register, codec.register, generate.register, info.register,
+            prepare.register_datasets, listing.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

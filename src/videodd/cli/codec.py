@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
-from videodd.cli.common import add_common_flags, positive_int, resolve_device
+from videodd.cli.common import add_common_flags, positive_int, resolve_device, split_store
 from videodd.codecs import load_codec
 from videodd.codecs.autoencoder import CodecTrainConfig, train_codec
 from videodd.codecs.encode import encode_store
-from videodd.data.store import ClipStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,19 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_encode)
 
 
-def _codec_store(data: str, split: str) -> ClipStore:
-    """A ClipStore given as DATA/SPLIT of a `videodd prepare` folder or as the store folder itself."""
-    root = Path(data)
-    return ClipStore(root if (root / "meta.json").is_file() else root / split)
-
-
 def run_train_codec(args: argparse.Namespace) -> int:
     fields = {"latent_channels": args.latent_channels, "spatial_down": args.spatial_down,
               "temporal_down": args.temporal_down, "width": args.width, "blocks": args.blocks,
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "l1_weight": args.l1_weight,
               "holdout": args.holdout, "seed": args.seed}
     cfg = CodecTrainConfig(**{k: v for k, v in fields.items() if v is not None})
-    store = _codec_store(args.data, "train")
+    store = split_store(args.data, "train")
     result = train_codec(store, args.out, cfg, device=resolve_device(args.device), progress=not args.quiet)
     codec, info = result.codec, result.codec.info
     latent, pixels = math.prod(info["latent_shape"]), math.prod(info["video_shape"])
@@ -86,7 +78,7 @@ def run_train_codec(args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    store = _codec_store(args.data, args.split)
+    store = split_store(args.data, args.split)
     device = resolve_device(args.device)
     codec = load_codec(args.codec, device=device)
     latents = encode_store(store, codec, args.out, batch_size=args.batch_size, resume=args.resume,

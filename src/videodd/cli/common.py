@@ -28,6 +28,12 @@ def train_store(data: str) -> ClipStore:
     return ClipStore(Path(data) / "train")
 
 
+def split_store(data: str, split: str = "train") -> ClipStore:
+    """A ClipStore given as ``DATA/SPLIT`` of a ``videodd prepare`` folder, or as the store folder itself."""
+    root = Path(data)
+    return ClipStore(root if (root / "meta.json").is_file() else root / split)
+
+
 def resolve_device(name: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; any other name checked (ConfigError when this
     PyTorch cannot use it). Under torchrun the process joins its group here and a CUDA rank gets its own

@@ -86,15 +86,16 @@ class PixelSelector(Selector):
 
 
 # -- the DistilledSet kind of a selection ---------------------------------------------------------------
-def _check_real_clips(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
+def check_clips(tensors: dict[str, torch.Tensor], manifest: DistilledManifest, num_videos: int) -> None:
     check_shape(tensors, "clips", manifest, (num_videos, *manifest.spec.shape, len(manifest.mean)), torch.uint8,
                 "(N, T, H, W, C)")
 
 
-def _materialize_real_clips(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
-    """Selected real clips: ``clips`` uint8 (N, T, H, W, C), normalized with the manifest mean/std."""
-    _check_real_clips(tensors, manifest, len(tensors["clips"]) if "clips" in tensors else 0)
+def materialize_clips(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """Stored clips (selected real ones, or kept generated ones): ``clips`` uint8 (N, T, H, W, C),
+    normalized with the manifest mean/std."""
+    check_clips(tensors, manifest, len(tensors["clips"]) if "clips" in tensors else 0)
     return normalize_uint8(tensors["clips"], manifest.mean, manifest.std)
 
 
-register_kind(Kind(REAL_CLIPS, materialize=_materialize_real_clips, check=_check_real_clips))
+register_kind(Kind(REAL_CLIPS, materialize=materialize_clips, check=check_clips))
