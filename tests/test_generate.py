@@ -3,6 +3,7 @@ the VST-UNet selector and the ``generated-clips`` set kind."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -341,10 +342,49 @@ def test_cli_trains_a_generator_samples_a_pool_and_distils_from_it(tmp_path, cap
     assert main(["generate", "--data", data, "--generator", gen, "--out", str(tmp_path / "pool"), "--per-class", "2",
                  "--steps", "1", "--quiet"]) == 0
     assert "generated 6 candidates (2 per class)" in capsys.readouterr().out
-    assert main(["distill", "--method", "diffusion-tacdt", "--ipc", "1", "--data", data, "--out",
-                 str(tmp_path / "run"), "--set", f"builder.generator={gen}", "--set", "builder.steps=1", "--quiet"]) == 0
+    assert main(["distill", "--method", "diffusion-tacdt", "--ipc", "1", "--data", data, "--out", str(tmp_path / "run"),
+                 "--set", f"builder.generator={gen}", "--set", "builder.steps=1", "--quiet"]) == 0
     assert main(["info", str(tmp_path / "run" / "distilled.safetensors")]) == 0
     assert "not in this file" in capsys.readouterr().out  # the generator's line
     assert main(["generate", "--data", data, "--generator", str(tmp_path), "--out", str(tmp_path / "p2"),
                  "--per-class", "2"]) == 2
     assert "not a generator folder" in capsys.readouterr().err
+
+
+def test_generator_training_resumes_only_its_own_checkpoint(tmp_path, monkeypatch):
+    import videodd.generate.diffusion as diffusion
+
+    train, _ = make_tiny_stores(tmp_path / "data")
+    cfg = GeneratorTrainConfig(width=4, mults=(1, 2), embed_dim=16, epochs=3, batch_size=6)
+    full = train_generator(train, tmp_path / "full", cfg)
+
+    real_fit, seen = diffusion.fit, {}
+
+    def killed_fit(*args, **kwargs):  # dies after epoch 2, its checkpoint written
+        def kill(epoch, _model):
+            if epoch == 2:
+                raise KeyboardInterrupt
+        return real_fit(*args, **kwargs, on_epoch_end=kill)
+
+    monkeypatch.setattr(diffusion, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(train, tmp_path / "g", cfg)
+    monkeypatch.setattr(diffusion, "fit", real_fit)
+    assert (tmp_path / "g" / "checkpoint.safetensors").exists()
+    resumed = train_generator(train, tmp_path / "g", cfg)
+    assert resumed.epoch_losses == pytest.approx(full.epoch_losses, rel=1e-6)
+    for a, b in zip(full.generator.unet.state_dict().values(), resumed.generator.unet.state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    # a checkpoint left by a training with other settings is not continued
+    monkeypatch.setattr(diffusion, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(train, tmp_path / "h", cfg)
+    def watched_fit(*args, **kwargs):
+        seen["fresh"] = not Path(kwargs["checkpoint"]).exists()
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "fit", watched_fit)
+    train_generator(train, tmp_path / "h", dataclasses.replace(cfg, lr=1e-3))
+    assert seen["fresh"]

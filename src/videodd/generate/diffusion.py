@@ -280,6 +280,13 @@ def train_generator(store: ClipStore, out_dir: str | os.PathLike[str], cfg: Gene
                              "use fewer levels (mults)")
     with seeded(gen):
         unet = VideoUNet(unet_cfg)
+    # a checkpoint continues only the training it was written by: the same store and settings
+    plan = {"fingerprint": store.fingerprint, "config": {**dataclasses.asdict(cfg), "mults": list(cfg.mults)}}
+    plan_file = out / "training.json"
+    if (out / CHECKPOINT_FILE).exists() and (
+            not plan_file.exists() or json.loads(plan_file.read_text(encoding="utf-8")) != plan):
+        (out / CHECKPOINT_FILE).unlink()
+    write_json(plan_file, plan)
     sched_cfg = scheduler_config(cfg.timesteps)
     scheduler = make_scheduler("ddpm", sched_cfg)
     train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.0,
@@ -308,6 +315,7 @@ def train_generator(store: ClipStore, out_dir: str | os.PathLike[str], cfg: Gene
     generator = VideoGenerator(unet.cpu(), info)
     generator.save(out)
     (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    plan_file.unlink(missing_ok=True)
     return GeneratorTrainResult(generator=generator, path=out, epoch_losses=fitted.epoch_losses,
                                 seconds=info["seconds"])
 
