@@ -83,6 +83,14 @@ def test_soft_labels_and_the_tsgf_a_row(teacher, tmp_path):
     report = evaluate(dset, test, get_protocol("cpu").with_runs(1).with_epochs(2), references=())
     assert list(report.augmented) == ["tsgf +tsgf-a"] and len(report.result.runs) == 1  # both rows
     assert "| tsgf +tsgf-a |" in report.to_markdown()
+    # the augmented row's fair comparison: random real clips trained with the same augmentation
+    report = evaluate(dset, test, get_protocol("cpu").with_runs(1).with_epochs(2), train_store=train,
+                      references=("random",), cache_dir=tmp_path / "refs")
+    assert list(report.references) == ["random real IPC 1", "random real IPC 1 +tsgf-a"]
+    plain, augmented = (report.references[k].runs[0].top1 for k in report.references)
+    assert len(list((tmp_path / "refs").glob("*tsgf-a-v1-*.json"))) == 1  # cached apart from the plain one
+    assert plain != augmented or report.references["random real IPC 1 +tsgf-a"].runs[0].final_train_loss != \
+        report.references["random real IPC 1"].runs[0].final_train_loss  # it did train another way
 
 
 def test_tsgf_a_prefers_salient_crops_and_is_seeded():

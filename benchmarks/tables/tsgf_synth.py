@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("main", "ablation", "scale", "frames", "cross"), required=True)
     parser.add_argument("--frames", default="2,4,8")
+    parser.add_argument("--redo", default="", help="cells to compute again (e.g. tsgf/ipc1)")
     parser.add_argument("--models", default="convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s")
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--sizes", default="25,50,100,200")
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [(f"tsgf{name}/ipc{k}", merged(merged(shipped_recipe("tsgf", 1), {**base, "ipc": k}), extra))
             for k in ipcs for name, extra in variants.items()]
     for key, cfg in jobs:
-        if key in part:
+        if key in part and key not in args.redo.split(","):
             print(f"{key}: done", flush=True)
             continue
         run_dir = work / "runs" / key.replace("/", "-").replace("@", "-")

@@ -222,6 +222,10 @@ def evaluate(
                                cache_dir=cache_dir)
         if "random" in references:
             refs[f"random real IPC {distilled.ipc}"] = random_real_reference(setup, distilled.ipc)
+            if distilled.manifest.eval_augment is not None:  # the augmented row's fair comparison
+                suffix = resolve_eval_augment(distilled.manifest.eval_augment)[0]
+                refs[f"random real IPC {distilled.ipc} {suffix}"] = random_real_reference(
+                    setup, distilled.ipc, augment=distilled.manifest.eval_augment)
             # a set made to fit the bytes of pixel IPC K (latent sets: --match-ipc K) is also compared
             # with random real clips at IPC K: the same storage budget
             match = distilled.manifest.equal_storage_ipc

@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 import videodd.distributed as distributed
+from videodd.augment import resolve_eval_augment
 from videodd.config import ConfigError
 from videodd.data.media import decode_video, encode_video
 from videodd.data.store import ClipStore, normalize_uint8
@@ -75,10 +78,11 @@ class ReferenceSetup:
         return (f"{kind}-{self.protocol.name}-v{self.protocol.version}-{model}-r{self.protocol.runs}-s{self.seed}-"
                 f"{self.train_store.fingerprint}-{self.test_store.fingerprint}")
 
-    def run(self, datas: VideoData | list[VideoData], desc: str, train_cfg: TrainConfig | None = None) -> Summary:
+    def run(self, datas: VideoData | list[VideoData], desc: str, train_cfg: TrainConfig | None = None,
+            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> Summary:
         """:func:`run_protocol` on ``datas`` with this setup's protocol, seeds and device."""
         return run_protocol(datas, self.test_store, self.protocol, train_cfg or self.protocol.train,
-                            seeds=self.seeds, device=self.device, progress=self.progress, desc=desc)
+                            seeds=self.seeds, device=self.device, progress=self.progress, desc=desc, augment=augment)
 
 
 def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summary]) -> Summary:
@@ -92,17 +96,26 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
     return summary
 
 
-def random_real_reference(setup: ReferenceSetup, ipc: int) -> Summary:
-    """Random real clips at ``ipc``: run ``r`` trains on its own random selection (cached by key)."""
+def random_real_reference(setup: ReferenceSetup, ipc: int, *, augment: dict[str, Any] | None = None) -> Summary:
+    """Random real clips at ``ipc``: run ``r`` trains on its own random selection (cached by key).
+
+    ``augment``: a set's evaluation augmentation (``manifest.eval_augment``), applied to the real clips too,
+    so that a method's augmented row is compared with real clips trained the same way.
+    """
     train = setup.train_store
+    fn = resolve_eval_augment(augment)[1] if augment is not None else None
 
     def compute() -> Summary:
         datas: list[VideoData] = [StoreData(train, select_random(train, ipc, make_generator(10_000 + setup.seed * 101
                                                                                             + r)))
                                   for r in range(setup.protocol.runs)]
-        return setup.run(datas, f"random IPC {ipc}")
+        return setup.run(datas, f"random IPC {ipc}", augment=fn)
 
-    summary = _cached(setup.cache_dir, setup.key(f"random-ipc{ipc}"), compute)
+    tag = ""
+    if augment is not None:  # name, version and options: another augmentation is another reference
+        digest = hashlib.sha256(json.dumps(augment, sort_keys=True).encode()).hexdigest()[:8]
+        tag = f"-{augment.get('name')}-v{augment.get('version')}-{digest}"
+    summary = _cached(setup.cache_dir, setup.key(f"random-ipc{ipc}{tag}"), compute)
     return Summary(summary.runs, info={"ipc": ipc, "bytes": ipc * train.num_classes * clip_bytes(train)})
 
 
