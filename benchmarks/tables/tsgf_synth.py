@@ -54,7 +54,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
     "full+soft-labels": {"objective": {"labels": "soft"}},
     "window-1": {"objective": {"window": 1}},
-    "window-5": {"objective": {"window": 5}},
+    "window-3": {"objective": {"window": 3}},
 }
 
 
