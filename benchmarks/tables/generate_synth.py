@@ -12,8 +12,10 @@ Parts:
 - ``quality``: a pool of ``--per-class`` candidates per class at each guidance scale (25 DDIM steps);
   the sampling time per candidate, and the accuracy of a teacher (``convnet3d-s-bn``, 10 epochs, the one
   of section 15) on them next to its accuracy on the real test clips: are the candidates recognisable as
-  their class? A preview (``preview.png``: per class, 4 candidates' frame strips) is written next to the
-  results.
+  their class? A preview (``preview-guidanceG.png``: per class, 2 candidates' frame strips) is written next
+  to the results.
+- ``cost``: one batch of 50 candidates (25 DDIM steps, guidance 2) in a fresh process: seconds per
+  candidate and the process's peak resident memory.
 - ``main``: the recipes at each IPC (``configs/synth-actions/diffusion-tacdt-ipc1.yaml`` with ``select``
   and ``ipc`` changed, ``METHOD@poolP`` with the pool at ``P x IPC``; ``tacdt`` and ``vstunet`` on the
   real training clips), evaluated under the ``default`` protocol (3 runs) with the references at the
@@ -64,7 +66,7 @@ def recipe(method: str, ipc: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("generator", "quality", "main"), required=True)
+    parser.add_argument("--part", choices=("generator", "quality", "main", "cost"), required=True)
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--methods", default="diffusion-tacdt,diffusion-vstunet,diffusion-random,tacdt,vstunet")
     parser.add_argument("--guidance", default="1,2,4")
@@ -91,6 +93,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.part == "generator":
         return
 
+    if args.part == "cost":  # one batch of 50 in a fresh process: its time and the process's peak memory
+        plan = GenerationPlan(per_class=5, steps=25, guidance=2.0, seed=123)
+        t0 = time.perf_counter()
+        generate_candidates(generator, train, work / "cost-pool", plan)
+        results["cost"] = {"candidates": 50, "seconds_per_candidate": (time.perf_counter() - t0) / 50,
+                           "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                           "steps": 25, "guidance": 2.0, "batch": plan.batch}
+        write_json(out, results)
+        print("cost:", results["cost"], flush=True)
+        return
+
     if args.part == "quality":
         part = results.setdefault("quality", {})
         results["teacher"] = teacher_for(train, test, work / "teacher.safetensors")
@@ -110,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
                          "teacher_top1_on_candidates": preds.topk(1), "per_class": preds.per_class(pool.num_classes),
                          "teacher_top1_on_real_test": results["teacher"]["test_top1"]}
             rows = []
-            for c in range(pool.num_classes):  # 4 candidates per class, each a strip of its frames
-                raw = pool.raw(pool.class_indices(c)[:4]).numpy()  # (4, T, H, W, C)
+            for c in range(pool.num_classes):  # 2 candidates per class, each a strip of its frames
+                raw = pool.raw(pool.class_indices(c)[:2]).numpy()  # (2, T, H, W, C)
                 rows.append(np.concatenate([frame_strip(v) for v in raw], axis=0))
             write_png(grid(rows), out.parent / f"preview-guidance{g:g}.png")
             write_json(out, results)
