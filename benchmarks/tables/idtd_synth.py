@@ -19,6 +19,9 @@ static-dynamic on this benchmark's own ``vdsd-static`` stills) and is evaluated 
   the clip's 8 (``parametrization.frames``), IDTD keeps 2 segments of ``t / 2`` frames (``segment_frames``);
   static-dynamic has no such knob (its maps have the clip's frames), so it is one row.
 
+- ``preview``: the IPC 1 ``idtd-dm`` set's pool segments and fused video for two classes
+  (``preview-idtd-dm-ipc1.png``), with each selector's weights over the pool.
+
 Cells resume; each keeps its whole evaluation report (``videodd report`` draws the study from this file).
 """
 
@@ -58,9 +61,31 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def preview(path: Path, target: Path, classes: tuple[int, ...] = (0, 4)) -> None:
+    """For each of ``classes``: its two pool segments side by side (4 frames each), then the fused video
+    (8 frames) under them; prints each selector's softmax over the pool."""
+    import numpy as np
+    import torch
+
+    from videodd.data.media import frame_strip, grid, to_uint8, write_png
+    from videodd.distilled import DistilledSet
+
+    dset = DistilledSet.load(path)
+    m, p = dset.manifest, int(dset.manifest.layout["idtd"]["pool"])
+    videos = dset.materialize().videos  # (K, C, T, H, W) at IPC 1
+    rows = []
+    for c in classes:
+        segs = to_uint8(dset.tensors["pool"][c * p : (c + 1) * p], m.mean, m.std)  # (P, L, H, W, C)
+        rows.append(np.concatenate([frame_strip(s) for s in segs], axis=1))
+        rows.append(frame_strip(to_uint8(videos[c : c + 1], m.mean, m.std)[0]))
+        weights = torch.softmax(dset.tensors["logits"][c], -1)  # (S, P)
+        print(m.classes[c], "selector x pool weights:", weights.numpy().round(2).tolist())
+    write_png(grid(rows), target)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("main", "ablation", "frames"), required=True)
+    parser.add_argument("--part", choices=("main", "ablation", "frames", "preview"), required=True)
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--methods", default="random,herding,dm,vdsd-static,vdsd-dm,idtd-dm")
     parser.add_argument("--ablations", default=",".join(ABLATIONS))
@@ -72,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     work, out = Path(args.work), Path(args.out)
+    if args.part == "preview":
+        preview(work / "runs" / "idtd-dm-ipc1" / "distilled.safetensors", out.parent / "preview-idtd-dm-ipc1.png")
+        return
     train, test = synth_actions_stores(work / "data", SynthActionsConfig())
     protocol = get_protocol(args.protocol).with_runs(args.runs)
     results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
