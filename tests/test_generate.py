@@ -162,6 +162,9 @@ def test_candidate_pool_is_recorded_reused_and_resumes_to_the_same_clips(trained
     assert open_candidates(tmp_path / "pool", g, plan).fingerprint == pool.fingerprint  # reused as it is
     with pytest.raises(GeneratorError, match="another generator or plan"):
         generate_candidates(g, train, tmp_path / "pool", GenerationPlan(per_class=3, steps=2, seed=5, batch=2))
+    with pytest.raises(GeneratorError, match="another generator or plan"):  # batches draw from (seed, batch)
+        generate_candidates(g, train, tmp_path / "pool", GenerationPlan(per_class=3, steps=2, guidance=1.5, seed=4,
+                                                                        batch=3))
 
     # killed after two batches: the next call keeps them and finishes; the clips are the uninterrupted ones
     real_sample, calls = VideoGenerator.sample, []

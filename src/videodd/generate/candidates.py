@@ -80,7 +80,7 @@ def _record(generator: CandidateGenerator, plan: GenerationPlan) -> dict[str, An
 
 
 def _same_pool(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    keys = ("per_class", "steps", "guidance", "sampler", "seed")
+    keys = ("per_class", "steps", "guidance", "sampler", "seed", "batch")  # batch b draws from (seed, b)
     return all(a.get(k) == b.get(k) for k in keys) and a.get("generator", {}).get("sha256") == b.get(
         "generator", {}).get("sha256")
 

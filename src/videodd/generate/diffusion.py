@@ -207,7 +207,7 @@ class VideoGenerator:
                 cond, uncond = both[:n], both[n:]
                 eps = uncond + guidance * (cond - uncond)
             extra = {"generator": generator} if sampler == "ddpm" else {}
-            x = scheduler.step(eps.cpu(), t, x.cpu(), **extra).prev_sample.to(device)
+            x = scheduler.step(eps, t, x, **extra).prev_sample  # on the device: no host round trip a step
         videos = (x * DATA_SCALE).cpu()  # back to the store's normalized space
         return denormalize_to_uint8(videos, self.info["mean"], self.info["std"])  # (N, T, H, W, C)
 

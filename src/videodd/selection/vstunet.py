@@ -115,14 +115,14 @@ class VSTUNet(Selector):
         reference = ClipStore(o.reference) if o.reference else source
         if not isinstance(reference, ClipStore):
             raise ValueError("vstunet: the source is not a store; set selector.reference to the training store")
+        if list(reference.classes) != list(source.classes):
+            raise ValueError(f"vstunet: reference {reference.root} has other classes than the source")
         gen_model = resolve_generator(reference, o.generator, device=device)
         alphas = make_scheduler("ddpm", gen_model.info["scheduler"]).alphas_cumprod
         feats = unet_features(gen_model.unet, alphas, source, o.timestep, generator, scale=DATA_SCALE,
                               batch=o.batch, device=device)  # (N, F)
         ref_feats = feats if reference is source else unet_features(
             gen_model.unet, alphas, reference, o.timestep, generator, scale=DATA_SCALE, batch=o.batch, device=device)
-        if list(reference.classes) != list(source.classes):
-            raise ValueError(f"vstunet: reference {reference.root} has other classes than the source")
         centres = F.normalize(torch.stack([ref_feats[reference.class_indices(c)].mean(0)
                                            for c in range(reference.num_classes)]), dim=1)  # (K, F)
         labels = source.labels_tensor().numpy()
