@@ -107,7 +107,15 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a command)."""
+def shutdown(finished: bool = True) -> None:
+    """Leave the process group (at the end of a command).
+
+    After a command that finished, the ranks first meet at a barrier: a rank that tears gloo down while
+    another still talks to it can abort the process after the work is done (seen as "terminate called
+    without an active exception" on the rank that left first). After an error there is no barrier: the
+    other ranks may never arrive, and the launcher stops them.
+    """
     if dist.is_available() and dist.is_initialized():
+        if finished and active():
+            dist.barrier()
         dist.destroy_process_group()

@@ -90,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
             args.quiet = True
             warnings.simplefilter("ignore", VideoddWarning)
+    code = 1  # an exception escaping _run (a bug) leaves the group without the closing barrier
     try:
-        return _run(args)
+        code = _run(args)
+        return code
     finally:
-        distributed.shutdown()
+        distributed.shutdown(finished=code == 0)
 
 
 def _run(args: argparse.Namespace) -> int:
