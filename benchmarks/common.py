@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +131,32 @@ def add_protocol_args(parser: argparse.ArgumentParser, protocol: str = "default"
     """``--protocol`` (an evaluation protocol's name) and ``--runs`` (evaluation runs)."""
     parser.add_argument("--protocol", default=protocol)
     parser.add_argument("--runs", type=int, default=runs)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    """Current resident set size in bytes."""
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * _PAGE
+
+
+class PeakRSS:
+    """Polls the resident set size in a thread until ``stop()``, which returns the peak seen."""
+
+    def __init__(self, interval: float = 2e-4) -> None:
+        self.peak = rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss())
+            time.sleep(interval)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak, rss())

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import BENCHMARKS
+from benchmarks.common import BENCHMARKS, PeakRSS, rss
 
 MODULE = "benchmarks.tables.mtt_memory"  # run as python -m MODULE (the children too)
 
@@ -50,35 +48,6 @@ def setup(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     train_experts(ClipStore(data / "train"), experts,
                   ExpertConfig(model=args.model, epochs=2, batch_size=64, num_experts=1), device=args.device)
     return data, experts
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss() -> int:
-    """Current resident set size in bytes."""
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        return int(fh.read().split()[1]) * _PAGE
-
-
-class _PeakSampler:
-    """Polls the resident set size in a thread until ``stop()``, which returns the peak seen."""
-
-    def __init__(self, interval: float = 2e-4) -> None:
-        self.peak = _rss()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(interval)
-
-    def stop(self) -> int:
-        self._done.set()
-        self._thread.join()
-        return max(self.peak, _rss())
 
 
 def child(args: argparse.Namespace) -> None:
@@ -103,8 +72,8 @@ def child(args: argparse.Namespace) -> None:
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
-        base = _rss()
-        sampler = _PeakSampler()
+        base = rss()
+        sampler = PeakRSS()
     start = time.perf_counter()
     out = objective.loss(param, gen)
     out.loss.backward()

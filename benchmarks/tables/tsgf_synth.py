@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part main --ipcs 1
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part ablation --ipcs 1
-    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part scale --sizes 25,50,100,200
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part scale --sizes 25,50,100,200 \
+        --scale-classes 5,10,20,40
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part frames --frames 2,4,8
     OMP_NUM_THREADS=1 python -m benchmarks.tables.tsgf_synth --part cross \
         --models convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s
@@ -16,8 +17,11 @@ time are recorded) is trained once into ``WORK/teacher.safetensors``. Parts:
   and 14 (same protocol, same test clips).
 - ``ablation`` (``ABLATIONS``): cross-entropy only; + batch-norm statistics (the SRe2L-style baseline);
   + TSGF-O; + TSGF-A (its row); both; soft labels; the saliency window ``k``.
-- ``scale``: seconds per distillation iteration and the teacher's training time as the training set
-  grows (``--sizes``: training clips per class of synth-actions), IPC 1, 20 iterations each.
+- ``scale``: seconds per distillation iteration, peak memory, and the teacher's training time as the
+  training set grows (``--sizes``: training clips per class of 10-class synth-actions) and as classes are
+  added (``--scale-classes``, 50 training clips each), IPC 1, 20 iterations each. Each cell runs in a child
+  process; memory is its resident set size sampled every 0.2 ms while distillation runs (``PeakRSS``), as the
+  peak and as the increase over the resident size before it (store open, teacher loaded).
 - ``frames``: the synthetic videos' stored frames ``t`` (``parametrization.frames``: ``t`` learnable frames
   expanded linearly to the clip's 8), IPC 1.
 - ``cross``: the ``main`` IPC 1 set evaluated on other networks (``--models``), with random real clips on
@@ -29,11 +33,14 @@ Cells resume; each keeps its whole evaluation report.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SYNTH_ACTIONS, load_results, shipped_recipe
+from benchmarks.common import SYNTH_ACTIONS, PeakRSS, load_results, rss, shipped_recipe
 from benchmarks.tables.idtd_synth import merged
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
@@ -44,6 +51,7 @@ from videodd.study import StudyEntry, study_rows
 from videodd.teachers.classifier import ClassifierConfig, load_classifier, train_and_save
 from videodd.train import StoreData, predict
 
+MODULE = "benchmarks.tables.tsgf_synth"  # run as python -m MODULE (the scale cells' children too)
 TEACHER = ClassifierConfig(model="convnet3d-s-bn", epochs=10)
 _PLAIN = {"saliency_grad": False, "eval_augment": False}
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -72,6 +80,27 @@ def teacher_for(train: Any, test: Any, path: Path) -> dict[str, Any]:
             "train_seconds": seconds if seconds is not None else manifest.get("seconds")}
 
 
+def scale_cell(work: Path, per_class: int, classes: int) -> dict[str, Any]:
+    """One scale cell, run in its own process (so that its peak memory is its own): a synth-actions store of
+    ``classes`` x ``per_class`` training clips, its teacher, then 20 TSGF iterations at IPC 1, timed, with the
+    resident memory sampled while they run."""
+    tag = f"{per_class}" if classes == 10 else f"{per_class}x{classes}"  # 10 classes: the earlier cells' names
+    train, test = synth_actions_stores(work / f"data-{tag}", SynthActionsConfig(train_per_class=per_class,
+                                                                              num_classes=classes))
+    path = work / f"teacher-{tag}.safetensors"
+    if not path.exists():  # trained in this process, its allocations would blur the memory measured next
+        return {"teacher": teacher_for(train, test, path), "memory": "not measured: the teacher trained first"}
+    teacher = teacher_for(train, test, path)
+    cfg = merged(shipped_recipe("tsgf", 1), {"iterations": 20, "objective": {"teacher": teacher["path"]}})
+    before = rss()  # the store is open and the teacher trained: what distillation adds is measured from here
+    sampler = PeakRSS()
+    result = distill(train, resolve_config("tsgf", cfg), work / "runs" / f"scale-{tag}", overwrite=True)
+    peak = sampler.stop()
+    return {"classes": classes, "train_clips": len(train), "seconds_per_iteration": result.seconds_per_iteration,
+            "rss_before_bytes": before, "peak_rss_bytes": peak, "distill_increase_bytes": peak - before,
+            "teacher": teacher}
+
+
 def cross_architecture(results: dict[str, Any], part: dict[str, Any], models: list[str], train: Any, test: Any,
                        protocol: Any, work: Path, out: Path) -> None:
     """The ``main`` part's IPC 1 set on each of ``models`` (one resumable cell per model)."""
@@ -95,12 +124,15 @@ def cross_architecture(results: dict[str, Any], part: dict[str, Any], models: li
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("main", "ablation", "scale", "frames", "cross"), required=True)
+    parser.add_argument("--part", choices=("main", "ablation", "scale", "frames", "cross", "scale-cell"),
+                        required=True)
     parser.add_argument("--frames", default="2,4,8")
     parser.add_argument("--redo", default="", help="cells to compute again (e.g. tsgf/ipc1)")
     parser.add_argument("--models", default="convnet3d-s-bn,convnet-s-mean,convnet-s-gru,resnet3d-18-s")
     parser.add_argument("--ipcs", default="1")
-    parser.add_argument("--sizes", default="25,50,100,200")
+    parser.add_argument("--sizes", default="25,50,100,200", help="scale: training clips per class (10 classes)")
+    parser.add_argument("--scale-classes", default="5,10,20,40", help="scale: classes (50 training clips each)")
+    parser.add_argument("--classes", type=int, default=10, help=argparse.SUPPRESS)  # scale-cell
     parser.add_argument("--protocol", default="default")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="benchmarks/work/tsgf")
@@ -111,17 +143,22 @@ def main(argv: list[str] | None = None) -> None:
     results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
     part: dict[str, Any] = results.setdefault(args.part, {})
 
+    if args.part == "scale-cell":  # the child of one scale cell: its JSON is the last line printed
+        print(json.dumps(scale_cell(work, args.sizes and int(args.sizes), args.classes)))
+        return
     if args.part == "scale":
-        for n in (int(x) for x in args.sizes.split(",")):
-            key = f"train_per_class={n}"
+        cells = [(10, int(n)) for n in args.sizes.split(",")] + [(int(c), 50) for c in args.scale_classes.split(",")]
+        for classes, n in dict.fromkeys(cells):
+            key = f"classes={classes},train_per_class={n}"
             if key in part:
                 continue
-            train, test = synth_actions_stores(work / f"data-{n}", SynthActionsConfig(train_per_class=n))
-            teacher = teacher_for(train, test, work / f"teacher-{n}.safetensors")
-            cfg = merged(shipped_recipe("tsgf", 1), {"iterations": 20, "objective": {"teacher": teacher["path"]}})
-            result = distill(train, resolve_config("tsgf", cfg), work / "runs" / f"scale-{n}", overwrite=True)
-            part[key] = {"train_clips": len(train), "seconds_per_iteration": result.seconds_per_iteration,
-                         "teacher": teacher}
+            for _ in range(2):  # the first child trains the teacher when there is none yet; the second measures
+                child = subprocess.run([sys.executable, "-m", MODULE, "--part", "scale-cell", "--sizes", str(n),
+                                        "--classes", str(classes), "--work", str(work)],
+                                       check=True, capture_output=True, text=True)
+                part[key] = json.loads(child.stdout.strip().splitlines()[-1])
+                if "memory" not in part[key]:
+                    break
             write_json(out, results)
             print(key, part[key], flush=True)
         return
