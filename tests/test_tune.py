@@ -12,6 +12,7 @@ from videodd.cli import main
 from videodd.config import ConfigError
 from videodd.data.store import ClipStore
 from videodd.distill import resolve_config
+from videodd.errors import NonFiniteError
 from videodd.evaluate import evaluate
 from videodd.teachers.experts import ExpertBuffer
 from videodd.tune import TuneConfig, carve_split, distill_tuned
@@ -57,6 +58,34 @@ def test_tuning_chooses_on_validation_and_runs_the_choice_on_all_the_training_cl
     monkeypatch.setattr(tune_module, "evaluate", lambda *a, **k: calls.append(a) or None)
     again, retuned = distill_tuned(train, cfg, tmp_path / "run", tune, resume=True)
     assert calls == [] and retuned.rows == tuned.rows  # every candidate was finished: nothing evaluated again
+
+
+def test_a_diverged_candidate_is_recorded_and_not_chosen(tiny_stores, tmp_path, monkeypatch):
+    """A step too large for the data makes NaN pixels: the search records it and goes on (seen on synth-motion,
+    where one seed's lr=1e5 candidate ended a whole tuning); only a grid where everything diverges stops."""
+    import videodd.tune as tune_module
+
+    real_distill = tune_module.distill
+
+    def distill(train, cfg, run_dir, **kwargs):
+        if cfg.lr >= 1000:
+            raise NonFiniteError("iteration 3: NaN/Inf in parameters ['videos'] of the synthetic set; stopped")
+        return real_distill(train, cfg, run_dir, **kwargs)
+
+    monkeypatch.setattr(tune_module, "distill", distill)
+    train, test = tiny_stores
+    cfg = resolve_config("dm", {"ipc": 1, "iterations": 1})
+    tune = TuneConfig(grid={"lr": [1000, 1]}, val_fraction=0.34, epochs=5, runs=1)
+    result, tuned = distill_tuned(train, cfg, tmp_path / "run", tune)
+    assert [row.get("diverged") for row in tuned.rows] == [
+        "iteration 3: NaN/Inf in parameters ['videos'] of the synthetic set", None]
+    assert tuned.chosen["key"] == "lr=1" and result.distilled.manifest.config["lr"] == 1
+    table = (tmp_path / "run" / "tune" / "tune.md").read_text()
+    assert "| lr=1000 | 1 | diverged: iteration 3" in table and "lr=1 **(chosen)**" in table
+    assert "lr=1000: diverged" in evaluate(result.distilled, test, "cpu").to_markdown()
+
+    with pytest.raises(NonFiniteError, match="every candidate diverged"):
+        distill_tuned(train, cfg, tmp_path / "all", TuneConfig(grid={"lr": [1000, 2000]}, val_fraction=0.34))
 
 
 def test_teachers_are_trained_again_on_the_fit_part(smoke_runs: SmokeRuns, tmp_path):

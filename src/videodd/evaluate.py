@@ -144,7 +144,9 @@ class EvalReport:
         lines += [f"warning from distillation: {w}" for w in self.set_warnings]
         if self.tuning:
             t = self.tuning
-            tried = "; ".join(f"{r['key'] or '(as given)'}: {100 * r['val_top1_mean']:.1f} %" for r in t["rows"])
+            tried = "; ".join(f"{r['key'] or '(as given)'}: " + ("diverged" if r.get("diverged") else
+                                                                   f"{100 * r['val_top1_mean']:.1f} %")
+                              for r in t["rows"])
             lines.append(f"settings chosen on a validation split of the training store ({t['split']['fit_clips']} "
                          f"clips to fit, {t['split']['val_clips']} to validate; protocol {t['protocol']}): "
                          f"**{t['chosen'] or '(as given)'}**, among {tried}")

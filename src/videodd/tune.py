@@ -13,7 +13,9 @@
 3. **Run every candidate.** Each combination of ``tune.grid`` values is distilled on the fit part with
    ``tune.iterations`` (the proxy budget; default: the run's own), then trained and tested on the
    validation part under the proxy protocol.
-4. **Choose.** The best validation mean wins; on a tie, the first candidate in grid order.
+4. **Choose.** The best validation mean wins; on a tie, the first candidate in grid order. A candidate
+   whose set turns NaN/Inf is recorded as diverged (with the iteration) and not chosen; the tuning stops
+   with an error only when every candidate diverges.
 5. **Run the chosen settings** on the whole training store, into ``RUN``.
 
 The table of every candidate goes into ``RUN/tune/tune.json`` and ``tune.md``, and into the set's
@@ -44,6 +46,7 @@ from videodd.distill import (
     distill,
     resolve_config,
 )
+from videodd.errors import NonFiniteError
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 from videodd.seeding import make_generator, numpy_rng
@@ -212,8 +215,15 @@ def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tun
             proxy["iterations"] = tune.iterations
         cand_cfg = with_changes(cfg, proxy)
         cand_dir = work / f"candidate-{i:03d}"
-        result = distill(fit, replace(cand_cfg, snapshots=()), cand_dir, resume=resume and cand_dir.exists(),
-                         device=device, progress=progress)
+        try:
+            result = distill(fit, replace(cand_cfg, snapshots=()), cand_dir, resume=resume and cand_dir.exists(),
+                             device=device, progress=progress)
+        except NonFiniteError as err:  # a step too large for this data: a finding of the search, not its end
+            rows.append({"key": key, "changes": changes, "iterations": cand_cfg.iterations, "val_top1_mean": None,
+                         "val_top1_std": None, "val_top1_runs": [], "collapsed": 0, "warnings": [],
+                         "diverged": str(err).split(";")[0], "distill_seconds": None, "eval_seconds": None})
+            _write_table(work, tune, protocol.name, rows, fit, val)
+            continue
         report = evaluate(result.distilled, val, protocol, device=device, progress=progress)
         rows.append({"key": key, "changes": changes, "iterations": cand_cfg.iterations,
                      "val_top1_mean": report.result.top1_mean, "val_top1_std": report.result.top1_std,
@@ -221,7 +231,12 @@ def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tun
                      "warnings": result.distilled.manifest.warnings, "distill_seconds": result.seconds,
                      "eval_seconds": report.wall_seconds})
         _write_table(work, tune, protocol.name, rows, fit, val)
-    best = max(range(len(rows)), key=lambda j: (rows[j]["val_top1_mean"], -j))
+    finite = [j for j, row in enumerate(rows) if not row.get("diverged")]
+    if not finite:
+        _write_table(work, tune, protocol.name, rows, fit, val)
+        raise NonFiniteError(f"tune: every candidate diverged ({'; '.join(r['key'] for r in rows)}); see "
+                             f"{work / 'tune.md'}, and try smaller values")
+    best = max(finite, key=lambda j: (rows[j]["val_top1_mean"], -j))
     chosen = rows[best]
     split = {"fit_clips": len(fit), "val_clips": len(val)}
     _write_table(work, tune, protocol.name, rows, fit, val, chosen=chosen)
@@ -241,6 +256,10 @@ def tuning_table(rows: list[dict[str, Any]], chosen: str | None = None) -> str:
     lines = ["| candidate | iterations | validation top-1 (%) | distill time | warnings |", "|---|---|---|---|---|"]
     for row in rows:
         mark = " **(chosen)**" if row["key"] == chosen else ""
+        if row.get("diverged"):
+            lines.append(f"| {row['key'] or '(as given)'} | {row['iterations']} | diverged: {row['diverged']} "
+                         "| - | - |")
+            continue
         collapsed = f" ({row['collapsed']} collapsed)" if row.get("collapsed") else ""
         lines.append(f"| {row['key'] or '(as given)'}{mark} | {row['iterations']} | "
                      f"{100 * row['val_top1_mean']:.1f} ± {100 * row['val_top1_std']:.1f}{collapsed} | "
