@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from videodd.cli import main
 from videodd.config import ConfigError
 from videodd.data.store import ClipStore
 from videodd.distill import resolve_config
-from videodd.errors import NonFiniteError
+from videodd.errors import NonFiniteError, VideoddWarning
 from videodd.evaluate import evaluate
 from videodd.teachers.experts import ExpertBuffer
 from videodd.tune import TuneConfig, carve_split, distill_tuned
@@ -84,6 +85,11 @@ def test_a_diverged_candidate_is_recorded_and_not_chosen(tiny_stores, tmp_path, 
     assert "| lr=1000 | 1 | diverged: iteration 3" in table and "lr=1 **(chosen)**" in table
     assert "lr=1000: diverged" in evaluate(result.distilled, test, "cpu").to_markdown()
 
+    # validation that cannot tell the candidates from guessing (3 classes: 33.3 %) says so
+    guess = SimpleNamespace(top1_mean=1 / 3, top1_std=0.0, runs=[SimpleNamespace(top1=1 / 3)], collapsed=0)
+    monkeypatch.setattr(tune_module, "evaluate", lambda *a, **k: SimpleNamespace(result=guess, wall_seconds=0.0))
+    with pytest.warns(VideoddWarning, match=r"\(lr=1\) scores 33.3 ± 0.0 % on validation, within its spread of chance"):
+        distill_tuned(train, cfg, tmp_path / "chance", TuneConfig(grid={"lr": [1000, 1]}, val_fraction=0.34))
     with pytest.raises(NonFiniteError, match="every candidate diverged"):
         distill_tuned(train, cfg, tmp_path / "all", TuneConfig(grid={"lr": [1000, 2000]}, val_fraction=0.34))
 

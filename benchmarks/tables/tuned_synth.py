@@ -38,8 +38,9 @@ def run_seed(method: str, seed: int, work: Path) -> dict[str, Any]:
         code = code or videodd(["evaluate", str(run / "distilled.safetensors"), "--data", str(data), "--protocol",
                                 "cpu", "--runs", "3", "--references", "random", "--out", str(run / "report.json"),
                                 "--quiet"])
-        if code:
-            raise SystemExit(f"{method} seed {seed}: videodd exited {code}")
+        if code:  # e.g. the chosen settings diverged on the whole training store: a result, kept as one
+            tune = json.loads((run / "tune" / "tune.json").read_text())
+            return {"failed": f"videodd exited {code} (its error is in the run's log)", "chosen": tune["chosen"]}
     report = json.loads((run / "report.json").read_text())["result"]
     tune = json.loads((run / "tune" / "tune.json").read_text())
     rows = [{"key": r["key"], "val_top1_mean": r["val_top1_mean"], "val_top1_std": r["val_top1_std"],
@@ -68,10 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     for method in args.methods.split(","):
         cells = {s: run_seed(method, s, work) for s in seeds}
         results["cells"].update({f"{method}/seed{s}": c for s, c in cells.items()})
+        failed = [s for s, c in cells.items() if "failed" in c]
+        cells = {s: c for s, c in cells.items() if s not in failed}  # paired over the seeds that finished
+        seeds_done = list(cells)
         means = np.array([c["top1_mean"] for c in cells.values()])
-        diffs = {ref: means - np.array([paired[f"{ref}/seed{s}"]["top1_mean"] for s in seeds])
+        diffs = {ref: means - np.array([paired[f"{ref}/seed{s}"]["top1_mean"] for s in seeds_done])
                  for ref in ("random", "herding")}
-        summary = {"mean": float(means.mean()), "std": float(means.std()), **{
+        summary = {"mean": float(means.mean()), "std": float(means.std()), "failed_seeds": failed, **{
             f"vs_{ref}": {"per_seed": d.tolist(), "mean": float(d.mean()), "std": float(d.std()),
                           "beats": bool(d.mean() > d.std())} for ref, d in diffs.items()}}
         results["summary"][method] = summary
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         def cell(d: dict[str, Any]) -> str:
             return f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}{' (beats)' if d['beats'] else ''}"
 
-        lines.append(f"| generic {method} | {', '.join(c['chosen'] for c in cells.values())} | "
+        lines.append(f"| generic {method}{f' (seeds {failed} failed)' if failed else ''} | "
+                     f"{', '.join(c['chosen'] for c in cells.values())} | "
                      f"{', '.join(f'{100 * m:.1f}' for m in means)} | {100 * means.mean():.1f} ± "
                      f"{100 * means.std():.1f} | {cell(summary['vs_random'])} | {cell(summary['vs_herding'])} |")
     results["table"] = "\n".join(lines)

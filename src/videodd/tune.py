@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from videodd.distill import (
     distill,
     resolve_config,
 )
-from videodd.errors import NonFiniteError
+from videodd.errors import NonFiniteError, VideoddWarning
 from videodd.evaluate import evaluate, get_protocol
 from videodd.io import write_json
 from videodd.seeding import make_generator, numpy_rng
@@ -238,6 +239,13 @@ def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tun
                              f"{work / 'tune.md'}, and try smaller values")
     best = max(finite, key=lambda j: (rows[j]["val_top1_mean"], -j))
     chosen = rows[best]
+    chance = 1.0 / train.num_classes
+    if chosen["val_top1_mean"] <= chance + chosen["val_top1_std"] + 1e-6:  # nothing told apart from guessing
+        warnings.warn(f"tune: the best candidate ({chosen['key']}) scores {100 * chosen['val_top1_mean']:.1f} ± "
+                      f"{100 * chosen['val_top1_std']:.1f} % on validation, within its spread of chance "
+                      f"({100 * chance:.1f} %): the choice is noise. A larger --val-fraction, more --tune-iterations "
+                      f"or a higher IPC may tell the candidates apart; see {work / 'tune.md'}",
+                      VideoddWarning, stacklevel=2)
     split = {"fit_clips": len(fit), "val_clips": len(val)}
     _write_table(work, tune, protocol.name, rows, fit, val, chosen=chosen)
     final_cfg = with_changes(cfg, chosen["changes"])
