@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     part: dict[str, Any] = results.setdefault(args.part, {})
 
     if args.part == "scale-cell":  # the child of one scale cell: its JSON is the last line printed
-        print(json.dumps(scale_cell(work, args.sizes and int(args.sizes), args.classes)))
+        print(json.dumps(scale_cell(work, int(args.sizes), args.classes)))
         return
     if args.part == "scale":
         cells = [(10, int(n)) for n in args.sizes.split(",")] + [(int(c), 50) for c in args.scale_classes.split(",")]

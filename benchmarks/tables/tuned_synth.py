@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import benchmark_stores, machine_info
+from benchmarks.common import SYNTH_EXPERTS, benchmark_stores, machine_info
 from videodd.cli import main as videodd
 from videodd.io import write_json
+from videodd.teachers.experts import train_experts
 
 GENERIC = Path(__file__).resolve().parents[2] / "configs" / "generic"
 
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     work = Path(args.work or f"benchmarks/work/paired-{args.benchmark}")
-    benchmark_stores(args.benchmark, work)  # the stores (and paired_synth's experts) are shared with paired_synth
+    train, _, _ = benchmark_stores(args.benchmark, work)  # the stores paired_synth uses (its seeds are paired here)
+    if "mtt" in args.methods.split(","):  # the experts paired_synth trains (kept when they exist)
+        train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
     paired = json.loads(Path(args.paired).read_text())["cells"]
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, Any] = {"benchmark": args.benchmark, "ipc": 1, "protocol": "cpu", "runs": 3,

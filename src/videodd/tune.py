@@ -233,8 +233,7 @@ def distill_tuned(train: ClipStore, cfg: DistillConfig, run_dir: str | Path, tun
                      "eval_seconds": report.wall_seconds})
         _write_table(work, tune, protocol.name, rows, fit, val)
     finite = [j for j, row in enumerate(rows) if not row.get("diverged")]
-    if not finite:
-        _write_table(work, tune, protocol.name, rows, fit, val)
+    if not finite:  # the table of every diverged candidate is already written
         raise NonFiniteError(f"tune: every candidate diverged ({'; '.join(r['key'] for r in rows)}); see "
                              f"{work / 'tune.md'}, and try smaller values")
     best = max(finite, key=lambda j: (rows[j]["val_top1_mean"], -j))
