@@ -56,6 +56,13 @@ def recipe_for(method: str, ipc: int, seed: int, sets: list[str], experts: Path)
     return cfg
 
 
+def format_paired(d: dict[str, Any] | None) -> str:
+    """A :func:`paired` difference as a table cell, in points: ``+1.9 ± 0.6 (beats)``; ``-`` when missing."""
+    if d is None:
+        return "-"
+    return f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}{' (beats)' if d['beats'] else ''}"
+
+
 def paired(cells: dict[str, Any], method: str, other: str, seeds: list[int]) -> dict[str, Any] | None:
     """``method - other`` per seed (mean of each set's runs), their mean and std over seeds."""
     pairs = [(cells.get(f"{method}/seed{s}"), cells.get(f"{other}/seed{s}")) for s in seeds]
@@ -122,15 +129,10 @@ def main() -> None:
                  (("vs_random", "random"), ("vs_herding", "herding"), ("vs_start", start))}
         summary[method] = {"seed_means": means.tolist(), "mean": float(means.mean()), "std": float(means.std()),
                            "start": start, **diffs}
-
-        def cell(d: dict[str, Any] | None) -> str:
-            if d is None:
-                return "-"
-            return f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}{' (beats)' if d['beats'] else ''}"
-
         lines.append(f"| {method} | {', '.join(f'{100 * m:.1f}' for m in means)} | {100 * means.mean():.1f} ± "
-                     f"{100 * means.std():.1f} | {cell(diffs['vs_random'])} | {cell(diffs['vs_herding'])} | "
-                     f"{cell(diffs['vs_start']) if method not in ('random', 'herding') else '-'} |")
+                     f"{100 * means.std():.1f} | {format_paired(diffs['vs_random'])} | "
+                     f"{format_paired(diffs['vs_herding'])} | "
+                     f"{format_paired(diffs['vs_start']) if method not in ('random', 'herding') else '-'} |")
     for name, ref in results.get("references", {}).items():
         lines.append(f"| {name} (reference) | - | {100 * ref['top1_mean']:.1f} ± {100 * ref['top1_std']:.1f} | "
                      "- | - | - |")

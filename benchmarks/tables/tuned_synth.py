@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import SYNTH_EXPERTS, benchmark_stores, machine_info
+from benchmarks.tables.paired_synth import format_paired, paired
 from videodd.cli import main as videodd
 from videodd.io import write_json
 from videodd.teachers.experts import train_experts
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     train, _, _ = benchmark_stores(args.benchmark, work)  # the stores paired_synth uses (its seeds are paired here)
     if "mtt" in args.methods.split(","):  # the experts paired_synth trains (kept when they exist)
         train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
-    paired = json.loads(Path(args.paired).read_text())["cells"]
+    paired_cells = json.loads(Path(args.paired).read_text())["cells"]
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, Any] = {"benchmark": args.benchmark, "ipc": 1, "protocol": "cpu", "runs": 3,
                                **machine_info(), "cells": {}, "summary": {}}
@@ -74,23 +75,17 @@ def main(argv: list[str] | None = None) -> None:
         results["cells"].update({f"{method}/seed{s}": c for s, c in cells.items()})
         failed = [s for s, c in cells.items() if "failed" in c]
         cells = {s: c for s, c in cells.items() if s not in failed}  # paired over the seeds that finished
-        seeds_done = list(cells)
         means = np.array([c["top1_mean"] for c in cells.values()])
-        diffs = {ref: means - np.array([paired[f"{ref}/seed{s}"]["top1_mean"] for s in seeds_done])
-                 for ref in ("random", "herding")}
-        summary = {"mean": float(means.mean()), "std": float(means.std()), "failed_seeds": failed, **{
-            f"vs_{ref}": {"per_seed": d.tolist(), "mean": float(d.mean()), "std": float(d.std()),
-                          "beats": bool(d.mean() > d.std())} for ref, d in diffs.items()}}
+        joined = {**paired_cells, **{f"tuned/seed{s}": c for s, c in cells.items()}}
+        summary = {"mean": float(means.mean()), "std": float(means.std()), "failed_seeds": failed,
+                   **{f"vs_{ref}": paired(joined, "tuned", ref, list(cells)) for ref in ("random", "herding")}}
         results["summary"][method] = summary
         write_json(Path(args.out), results)
-
-        def cell(d: dict[str, Any]) -> str:
-            return f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}{' (beats)' if d['beats'] else ''}"
-
         lines.append(f"| generic {method}{f' (seeds {failed} failed)' if failed else ''} | "
                      f"{', '.join(c['chosen'] for c in cells.values())} | "
                      f"{', '.join(f'{100 * m:.1f}' for m in means)} | {100 * means.mean():.1f} ± "
-                     f"{100 * means.std():.1f} | {cell(summary['vs_random'])} | {cell(summary['vs_herding'])} |")
+                     f"{100 * means.std():.1f} | {format_paired(summary['vs_random'])} | "
+                     f"{format_paired(summary['vs_herding'])} |")
     results["table"] = "\n".join(lines)
     write_json(Path(args.out), results)
     print(results["table"])
