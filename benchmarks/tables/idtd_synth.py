@@ -5,6 +5,8 @@ accuracy against the synthetic videos' frames.
         --methods random,herding,dm,vdsd-static,vdsd-dm,idtd-dm,mtt,idtd-mtt
     OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part ablation --ipcs 1
     OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part frames --ipcs 1 --frames 2,4,8
+    OMP_NUM_THREADS=1 python -m benchmarks.tables.idtd_synth --part frames --ipcs 1 --frames 4,8,16 \
+        --clip-frames 16 --work benchmarks/work/idtd16 --out benchmarks/results/14-idtd/idtd_synth_t16.json
 
 Every method runs its shipped recipe (``configs/synth-actions/METHOD-ipcK.yaml``; MTT on ``WORK/experts``,
 static-dynamic on this benchmark's own ``vdsd-static`` stills) and is evaluated under the ``default`` protocol
@@ -18,17 +20,25 @@ static-dynamic on this benchmark's own ``vdsd-static`` stills) and is evaluated 
 - ``frames``: the synthetic videos' stored frames ``t``: pixel DM keeps ``t`` frames expanded linearly to
   the clip's 8 (``parametrization.frames``), IDTD keeps 2 segments of ``t / 2`` frames (``segment_frames``);
   both run IDTD's iterations (200; the DM recipe's 2000 would make the study ten times longer on a CPU);
-  static-dynamic has no such knob (its maps have the clip's frames), so it is one row.
+  static-dynamic has no such knob (its maps have the clip's frames), so it is one row. ``--clip-frames 16``
+  runs it on synth-actions generated with 16-frame clips (the frame count of the 16-frame datasets' recipes,
+  whose IDTD keeps 2 segments of 8 frames), in its own ``--work`` and ``--out``.
 
 - ``preview``: the IPC 1 ``idtd-dm`` set's pool segments and fused video for two classes
   (``preview-idtd-dm-ipc1.png``), with each selector's weights over the pool.
 
-Cells resume; each keeps its whole evaluation report (``videodd report`` draws the study from this file).
+Cells resume; each keeps its whole evaluation report (``videodd report`` draws the study from this file). A
+cell whose run folder already holds a finished set and a ``report.json`` of the same protocol (a process
+killed between evaluating and writing this file) takes that report instead of evaluating again. Two
+processes must not share one ``--out``: give each its own and fold them in afterwards with
+``--merge A.json,B.json`` (the cells of ``--part`` that ``--out`` lacks; the tables are rebuilt).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,7 @@ from benchmarks.common import SYNTH_ACTIONS, SYNTH_EXPERTS, load_results
 from benchmarks.tables.methods_synth import recipe
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
-from videodd.evaluate import EvalReport, evaluate, get_protocol
+from videodd.evaluate import EvalProtocol, EvalReport, evaluate, get_protocol
 from videodd.io import write_json
 from videodd.report import markdown_table
 from videodd.study import StudyEntry, study_rows
@@ -60,6 +70,29 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
     return out
+
+
+def finished_report(run_dir: Path, protocol: EvalProtocol, fingerprint: str) -> EvalReport | None:
+    """The report saved in ``run_dir`` when it evaluated this run's finished set under ``protocol`` (the same
+    name, version, schedule and runs) on a training store with ``fingerprint``; else None."""
+    path, distilled = run_dir / "report.json", run_dir / "distilled.safetensors"
+    if not (path.exists() and distilled.exists()) or path.stat().st_mtime < distilled.stat().st_mtime:
+        return None
+    report = EvalReport.from_json(json.loads(path.read_text()))
+    wanted = json.loads(json.dumps(dataclasses.asdict(protocol)))  # tuples -> lists, as saved
+    return report if report.protocol == wanted and report.dataset_fingerprint == fingerprint else None
+
+
+def merge_cells(results: dict[str, Any], part: str, files: list[Path]) -> None:
+    """Copy into ``results[part]`` the cells of ``part`` that ``files`` (other ``--out`` files of this script)
+    hold and ``results`` lacks; a file of another benchmark, protocol or run count is refused."""
+    for f in files:
+        other = json.loads(f.read_text())
+        for key in ("benchmark", "protocol", "runs"):
+            if other.get(key) != results.get(key):
+                raise SystemExit(f"{f}: its {key} is {other.get(key)!r}, this file's is {results.get(key)!r}")
+        for key, cell in other.get(part, {}).items():
+            results[part].setdefault(key, cell)
 
 
 def preview(path: Path, target: Path, classes: tuple[int, ...] = (0, 4)) -> None:
@@ -91,21 +124,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="random,herding,dm,vdsd-static,vdsd-dm,idtd-dm")
     parser.add_argument("--ablations", default=",".join(ABLATIONS))
     parser.add_argument("--frames", default="2,4,8")
+    parser.add_argument("--clip-frames", type=int, default=SynthActionsConfig.frames,
+                        help="frames of the generated clips (16: the frames study of the 16-frame datasets)")
     parser.add_argument("--protocol", default="default")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="benchmarks/work/idtd")
     parser.add_argument("--out", default="benchmarks/results/14-idtd/idtd_synth.json")
+    parser.add_argument("--merge", default="", help="comma-separated results files whose cells to fold in")
     args = parser.parse_args(argv)
 
     work, out = Path(args.work), Path(args.out)
     if args.part == "preview":
         preview(work / "runs" / "idtd-dm-ipc1" / "distilled.safetensors", out.parent / "preview-idtd-dm-ipc1.png")
         return
-    train, test = synth_actions_stores(work / "data", SynthActionsConfig())
+    data = SynthActionsConfig(frames=args.clip_frames)
+    train, test = synth_actions_stores(work / "data", data)
+    benchmark = SYNTH_ACTIONS.replace(f"{SynthActionsConfig.frames}x", f"{data.frames}x")
     protocol = get_protocol(args.protocol).with_runs(args.runs)
-    results = load_results(out, benchmark=SYNTH_ACTIONS, protocol=protocol.name, runs=args.runs)
+    results = load_results(out, benchmark=benchmark, protocol=protocol.name, runs=args.runs)
     part: dict[str, Any] = results.setdefault(args.part, {})
     ipcs = [int(x) for x in args.ipcs.split(",")]
+    if args.merge:
+        merge_cells(results, args.part, [Path(f) for f in args.merge.split(",")])
+        write_json(out, results)
 
     jobs: list[tuple[str, str, int, dict[str, Any]]] = []  # (cell key, method, ipc, overrides)
     if args.part == "main":
@@ -116,14 +157,14 @@ def main(argv: list[str] | None = None) -> None:
                 for k in ipcs for a in args.ablations.split(",")]
     else:
         for k in ipcs:
-            jobs.append((f"vdsd-static/ipc{k}", "vdsd-static", k, recipe("vdsd-static", k, work)))
-            jobs.append((f"vdsd-dm/ipc{k}", "vdsd-dm", k, recipe("vdsd-dm", k, work)))
             for t in (int(x) for x in args.frames.split(",")):
                 idtd_iterations = recipe("idtd-dm", k, work)["iterations"]  # the same budget as IDTD's rows
                 jobs.append((f"dm@t{t}/ipc{k}", "dm", k, merged(recipe("dm", k, work), {
                     "iterations": idtd_iterations, "parametrization": {"frames": t}})))
                 jobs.append((f"idtd-dm@t{t}/ipc{k}", "idtd-dm", k, merged(recipe("idtd-dm", k, work), {
                     "parametrization": {"segment_frames": max(1, t // 2)}})))
+            jobs.append((f"vdsd-static/ipc{k}", "vdsd-static", k, recipe("vdsd-static", k, work)))
+            jobs.append((f"vdsd-dm/ipc{k}", "vdsd-dm", k, recipe("vdsd-dm", k, work)))
     if any(m.endswith("mtt") for _, m, _, _ in jobs):
         train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
 
@@ -138,9 +179,11 @@ def main(argv: list[str] | None = None) -> None:
             part[key] = {"method": method, "ipc": ipc, "distill_seconds": result.seconds}
             write_json(out, results)
             continue
-        report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "bytes"),
-                          cache_dir=work / "references")
-        report.save(run_dir / "report.json")
+        report = finished_report(run_dir, protocol, train.meta.fingerprint)
+        if report is None:
+            report = evaluate(result.distilled, test, protocol, train_store=train, references=("random", "bytes"),
+                              cache_dir=work / "references")
+            report.save(run_dir / "report.json")
         part[key] = {"method": method, "ipc": ipc, "recipe": overrides, "distill_seconds": result.seconds,
                      "seconds": time.perf_counter() - start, "report": report.to_json()}
         write_json(out, results)
