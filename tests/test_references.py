@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
 import torch
 
 from videodd.data.media import decode_video, encode_video
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import evaluate, get_protocol
+from videodd.protocol import RunResult, Summary
 from videodd.references import (
     BYTES_REFERENCE,
     H264_REFERENCE,
     ReferenceSetup,
+    _cached,
     clip_bytes,
     encode_selection,
     h264_reference,
@@ -71,3 +81,35 @@ def test_evaluate_reports_the_byte_references_and_all_in_bytes(tiny_stores, tmp_
     back = type(report).from_json(report.to_json())
     assert back.references[H264_REFERENCE].info == report.references[H264_REFERENCE].info
     assert torch.isclose(torch.tensor(back.result.top1_mean), torch.tensor(report.result.top1_mean))
+
+
+def _slow_reference(counter: Path, top1: float, seconds: float) -> Summary:
+    """A reference computation that takes ``seconds`` and leaves a line in ``counter`` per computation."""
+    with open(counter, "a", encoding="utf-8") as fh:
+        fh.write("computed\n")
+    time.sleep(seconds)
+    return Summary([RunResult(seed=0, top1=top1, top5=1.0, per_class=[top1], final_train_loss=0.0,
+                              train_seconds=seconds)])
+
+
+def test_evaluations_side_by_side_compute_a_reference_once_and_a_killed_one_does_not_block(tmp_path):
+    fork = multiprocessing.get_context("fork")
+    counter, cache = tmp_path / "computed.txt", tmp_path / "refs"
+    first = fork.Process(target=_cached, args=(cache, "k", partial(_slow_reference, counter, 0.5, 2.0)))
+    first.start()
+    while not counter.exists():  # the first process holds the key's lock and is computing
+        time.sleep(0.01)
+    # a second evaluation needing the same key waits for the first and reads its result
+    summary = _cached(cache, "k", partial(_slow_reference, counter, 0.9, 0.0))
+    first.join()
+    assert summary.runs[0].top1 == 0.5 and counter.read_text().count("computed") == 1
+
+    # a process killed while computing leaves no lock behind: the next one computes the key itself
+    killed = fork.Process(target=_cached, args=(cache, "j", partial(_slow_reference, counter, 0.5, 60.0)))
+    killed.start()
+    while counter.read_text().count("computed") < 2:
+        time.sleep(0.01)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join()
+    assert _cached(cache, "j", partial(_slow_reference, counter, 0.7, 0.0)).runs[0].top1 == 0.7
+    assert json.loads((cache / "j.json").read_text())["runs"][0]["top1"] == 0.7

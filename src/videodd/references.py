@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 from collections.abc import Callable
@@ -86,12 +87,34 @@ class ReferenceSetup:
 
 
 def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summary]) -> Summary:
-    """Reference results are the same for every method: compute once per key, keep as JSON."""
-    cache = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
-    if cache is not None and cache.is_file():
-        return summary_from_json(json.loads(cache.read_text(encoding="utf-8")))
+    """Reference results are the same for every method: compute once per key, keep as JSON.
+
+    Evaluations running side by side on one cache share the work: the first to need a key holds
+    ``KEY.lock`` (an OS file lock, released if its process dies) while it computes, and the others wait
+    for it and read its result instead of computing the same reference again. Under torchrun the ranks
+    compute together, so there the lock is not taken (one job, one computation)."""
+    if cache_dir is None:
+        return compute()
+    cache = Path(cache_dir) / f"{key}.json"
+    if cache.is_file():
+        return _read_cached(cache)
+    if distributed.world_size() > 1:
+        return _compute_and_write(cache, key, compute)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_suffix(".lock"), "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process computes this key
+        if cache.is_file():
+            return _read_cached(cache)
+        return _compute_and_write(cache, key, compute)
+
+
+def _read_cached(cache: Path) -> Summary:
+    return summary_from_json(json.loads(cache.read_text(encoding="utf-8")))
+
+
+def _compute_and_write(cache: Path, key: str, compute: Callable[[], Summary]) -> Summary:
     summary = compute()
-    if cache is not None and distributed.is_main():
+    if distributed.is_main():
         write_json(cache, {"key": key, "runs": [dataclasses.asdict(r) for r in summary.runs], "info": summary.info})
     return summary
 
