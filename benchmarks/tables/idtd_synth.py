@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--methods", default="random,herding,dm,vdsd-static,vdsd-dm,idtd-dm")
     parser.add_argument("--ablations", default=",".join(ABLATIONS))
-    parser.add_argument("--frames", default="2,4,8")
+    parser.add_argument("--frames", default="2,4,8",
+                        help="the frames part's stored frames t; empty: only its static-dynamic rows")
     parser.add_argument("--clip-frames", type=int, default=SynthActionsConfig.frames,
                         help="frames of the generated clips (16: the frames study of the 16-frame datasets)")
     parser.add_argument("--protocol", default="default")
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                 for k in ipcs for a in args.ablations.split(",")]
     else:
         for k in ipcs:
-            for t in (int(x) for x in args.frames.split(",")):
+            for t in (int(x) for x in args.frames.split(",") if x):
                 idtd_iterations = recipe("idtd-dm", k, work)["iterations"]  # the same budget as IDTD's rows
                 jobs.append((f"dm@t{t}/ipc{k}", "dm", k, merged(recipe("dm", k, work), {
                     "iterations": idtd_iterations, "parametrization": {"frames": t}})))
