@@ -27,6 +27,10 @@ static-dynamic on this benchmark's own ``vdsd-static`` stills) and is evaluated 
 - ``preview``: the IPC 1 ``idtd-dm`` set's pool segments and fused video for two classes
   (``preview-idtd-dm-ipc1.png``), with each selector's weights over the pool.
 
+- ``similarity``: for every set of ``main`` with IPC > 1, the mean cosine similarity between two videos of one
+  class (the materialized, normalized videos), and the selectors' largest weight over the pool for IDTD: how
+  far a class's videos are copies of one another (also for the ``superseded`` cells, from their ``run_dir``).
+
 Cells resume; each keeps its whole evaluation report (``videodd report`` draws the study from this file). A
 cell whose run folder already holds a finished set and a ``report.json`` of the same protocol (a process
 killed between evaluating and writing this file) takes that report instead of evaluating again. Two
@@ -72,6 +76,11 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_dir_of(work: Path, key: str) -> Path:
+    """The run folder of cell ``key`` (``idtd-dm@t4/ipc1`` -> ``WORK/runs/idtd-dm-t4-ipc1``)."""
+    return work / "runs" / key.replace("/", "-").replace("@", "-")
+
+
 def finished_report(run_dir: Path, protocol: EvalProtocol, fingerprint: str) -> EvalReport | None:
     """The report saved in ``run_dir`` when it evaluated this run's finished set under ``protocol`` (the same
     name, version, schedule and runs) on a training store with ``fingerprint``; else None."""
@@ -93,6 +102,29 @@ def merge_cells(results: dict[str, Any], part: str, files: list[Path]) -> None:
                 raise SystemExit(f"{f}: its {key} is {other.get(key)!r}, this file's is {results.get(key)!r}")
         for key, cell in other.get(part, {}).items():
             results[part].setdefault(key, cell)
+
+
+def within_class_similarity(path: Path) -> dict[str, float]:
+    """A set's mean cosine similarity between two different videos of one class, and for IDTD sets the mean
+    of the selectors' largest softmax weight over the pool (``1 / P`` would be an even mix)."""
+    import torch
+
+    from videodd.distilled import DistilledSet
+
+    dset = DistilledSet.load(path)
+    videos, labels = dset.materialize().videos, dset.labels
+    labels = labels if labels.dim() == 1 else labels.argmax(-1)
+    sims = []
+    for c in labels.unique():
+        x = torch.nn.functional.normalize(videos[labels == c].flatten(1).float(), dim=-1)  # (ipc, C*T*H*W)
+        k = x.shape[0]
+        sims.append(((x @ x.T).sum() - k) / (k * (k - 1)))  # the off-diagonal mean
+    out = {"within_class_cosine": float(torch.stack(sims).mean())}
+    if "logits" in dset.tensors:
+        temperature = float(dset.manifest.layout["idtd"]["temperature"])
+        weights = torch.softmax(dset.tensors["logits"].float() / temperature, -1)  # (K*ipc, S, P)
+        out.update(selector_max_weight=float(weights.max(-1).values.mean()), pool=int(weights.shape[-1]))
+    return out
 
 
 def preview(path: Path, target: Path, classes: tuple[int, ...] = (0, 4)) -> None:
@@ -119,7 +151,7 @@ def preview(path: Path, target: Path, classes: tuple[int, ...] = (0, 4)) -> None
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("main", "ablation", "frames", "preview"), required=True)
+    parser.add_argument("--part", choices=("main", "ablation", "frames", "preview", "similarity"), required=True)
     parser.add_argument("--ipcs", default="1")
     parser.add_argument("--methods", default="random,herding,dm,vdsd-static,vdsd-dm,idtd-dm")
     parser.add_argument("--ablations", default=",".join(ABLATIONS))
@@ -139,6 +171,19 @@ def main(argv: list[str] | None = None) -> None:
         preview(work / "runs" / "idtd-dm-ipc1" / "distilled.safetensors", out.parent / "preview-idtd-dm-ipc1.png")
         return
     data = SynthActionsConfig(frames=args.clip_frames)
+    if args.part == "similarity":
+        results = load_results(out)
+        results["similarity"] = {
+            key: within_class_similarity(run_dir_of(work, key) / "distilled.safetensors")
+            for key, cell in results["main"].items() if cell["ipc"] > 1 and "report" in cell}
+        for key, cells in results.get("superseded", {}).items():  # each keeps its (renamed) run folder
+            for cell in cells:
+                results["similarity"][f"{key} ({cell['run_dir']})"] = within_class_similarity(
+                    work / cell["run_dir"] / "distilled.safetensors")
+        write_json(out, results)
+        for key, row in results["similarity"].items():
+            print(key, {k: round(v, 3) for k, v in row.items()})
+        return
     train, test = synth_actions_stores(work / "data", data)
     benchmark = SYNTH_ACTIONS.replace(f"{SynthActionsConfig.frames}x", f"{data.frames}x")
     protocol = get_protocol(args.protocol).with_runs(args.runs)
@@ -170,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
 
     for key, method, ipc, overrides in jobs:
-        run_dir = work / "runs" / key.replace("/", "-").replace("@", "-")
+        run_dir = run_dir_of(work, key)
         if key in part:
             print(f"{key}: done", flush=True)
             continue
