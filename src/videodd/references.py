@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 from collections.abc import Callable
@@ -30,6 +29,11 @@ from videodd.protocol import EvalProtocol, Summary, run_protocol, summary_from_j
 from videodd.seeding import make_generator
 from videodd.selection import select_random
 from videodd.train import StoreData, TensorData, TrainConfig, VideoData
+
+try:
+    import fcntl  # POSIX file locks: side-by-side evaluations share a reference (``_cached``)
+except ImportError:  # Windows: each evaluation computes what it lacks, as before
+    fcntl = None  # type: ignore[assignment]
 
 REFERENCES = ("random", "bytes", "h264", "full")
 """The references an evaluation can add (the module docstring); all four by default."""
@@ -98,7 +102,7 @@ def _cached(cache_dir: str | Path | None, key: str, compute: Callable[[], Summar
     cache = Path(cache_dir) / f"{key}.json"
     if cache.is_file():
         return _read_cached(cache)
-    if distributed.world_size() > 1:
+    if distributed.world_size() > 1 or fcntl is None:
         return _compute_and_write(cache, key, compute)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.with_suffix(".lock"), "a", encoding="utf-8") as lock:
