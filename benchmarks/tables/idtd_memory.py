@@ -144,5 +144,6 @@ def main() -> None:
     write_memory_result(args, "idtd_memory", MODULE, ("ipc", "classes", "frames", "size", "model", "batch_real",
                                                       "syn_steps", "warmup", "device", "threads"), rows, table)
 
+
 if __name__ == "__main__":
     main()

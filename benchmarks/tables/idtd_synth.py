@@ -35,7 +35,9 @@ Cells resume; each keeps its whole evaluation report (``videodd report`` draws t
 cell whose run folder already holds a finished set and a ``report.json`` of the same protocol (a process
 killed between evaluating and writing this file) takes that report instead of evaluating again. Two
 processes must not share one ``--out``: give each its own and fold them in afterwards with
-``--merge A.json,B.json`` (the cells of ``--part`` that ``--out`` lacks; the tables are rebuilt).
+``--merge A.json,B.json`` (the cells of ``--part`` that ``--out`` lacks; the tables are rebuilt). A recipe
+changed on validation is measured again with ``--supersede KEY --why TEXT``: the old cell moves to
+``superseded`` and its run folder to ``NAME-superseded``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import SYNTH_ACTIONS, SYNTH_EXPERTS, load_results
-from benchmarks.tables.methods_synth import recipe
+from benchmarks.tables.methods_synth import recipe, supersede
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
 from videodd.evaluate import EvalProtocol, EvalReport, evaluate, get_protocol
@@ -164,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="benchmarks/work/idtd")
     parser.add_argument("--out", default="benchmarks/results/14-idtd/idtd_synth.json")
     parser.add_argument("--merge", default="", help="comma-separated results files whose cells to fold in")
+    parser.add_argument("--supersede", default="", help="comma-separated cells of --part to measure again (the "
+                        "old cell moves to 'superseded', its run folder to NAME-superseded)")
+    parser.add_argument("--why", default="", help="why --supersede's cells are measured again (kept with them)")
     args = parser.parse_args(argv)
 
     work, out = Path(args.work), Path(args.out)
@@ -190,6 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     results = load_results(out, benchmark=benchmark, protocol=protocol.name, runs=args.runs)
     part: dict[str, Any] = results.setdefault(args.part, {})
     ipcs = [int(x) for x in args.ipcs.split(",")]
+    for key in filter(None, args.supersede.split(",")):
+        supersede(results, key, run_dir_of(work, key), part=args.part, why=args.why)
+        write_json(out, results)
     if args.merge:
         merge_cells(results, args.part, [Path(f) for f in args.merge.split(",")])
         write_json(out, results)

@@ -72,10 +72,13 @@ def recipe(name: str, ipc: int, work: Path) -> dict[str, Any]:
     return overrides
 
 
-def supersede(results: dict[str, Any], key: str, run_dir: Path) -> None:
-    """Append ``key``'s cell to ``results["superseded"][key]`` and keep its run folder as
-    ``NAME-superseded``, so that the benchmark measures the cell again (the old figures stay on record)."""
-    results.setdefault("superseded", {}).setdefault(key, []).append(results["cells"].pop(key))
+def supersede(results: dict[str, Any], key: str, run_dir: Path, part: str = "cells", why: str = "") -> None:
+    """Append ``key``'s cell of ``results[part]`` to ``results["superseded"][key]`` (with ``why`` and the kept
+    run folder's name) and keep its run folder as ``NAME-superseded``, so that the benchmark measures the cell
+    again (the old figures stay on record)."""
+    cell = {**results[part].pop(key), "run_dir": f"{run_dir.parent.name}/{run_dir.name}-superseded",
+            **({"superseded_because": why} if why else {})}
+    results.setdefault("superseded", {}).setdefault(key, []).append(cell)
     if run_dir.exists():
         old = run_dir.with_name(f"{run_dir.name}-superseded")
         if old.exists():

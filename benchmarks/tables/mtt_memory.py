@@ -199,5 +199,6 @@ def main() -> None:
     write_memory_result(args, "mtt_memory", MODULE, ("ipc", "classes", "frames", "size", "model", "batch_syn",
                                                      "device", "threads"), rows, table)
 
+
 if __name__ == "__main__":
     main()
