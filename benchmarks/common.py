@@ -34,6 +34,7 @@ __all__ = [
     "SYNTH_ACTIONS",
     "SYNTH_EXPERTS",
     "add_protocol_args",
+    "apply_sets",
     "benchmark_stores",
     "load_results",
     "machine_info",
@@ -94,6 +95,18 @@ def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
     for p in parents:
         cfg = cfg.setdefault(p, {})
     cfg[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def apply_sets(cfg: dict[str, Any], method: str, sets: list[str]) -> dict[str, Any]:
+    """Apply the ``METHOD:KEY=VALUE`` items of ``sets`` that name ``method`` to ``cfg`` (in place; returned)."""
+    for item in sets:
+        target, sep, assignment = item.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not (sep and eq and key):
+            raise ValueError(f"--set {item!r}: expected METHOD:KEY=VALUE, e.g. dm:iterations=1000")
+        if target == method:
+            set_dotted(cfg, key, value)
+    return cfg
 
 
 def shipped_recipe(method: str, ipc: int) -> dict[str, Any]:

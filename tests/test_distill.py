@@ -85,6 +85,7 @@ def test_nan_stops_with_iteration_and_keeps_last_good_checkpoint(tiny_stores, tm
     with pytest.raises(NonFiniteError, match="iteration 5") as err:
         distill(train, cfg, tmp_path / "r", on_iteration=poison)
     assert "iteration 4" in str(err.value)  # last good checkpoint named
+    assert "lower --lr and resume" in str(err.value)  # pixels have no step of their own
     state = load_state(tmp_path / "r" / "checkpoint.safetensors")
     assert state["iteration"] == 4 and torch.isfinite(state["param"]["videos"]).all()
 

@@ -13,6 +13,7 @@ from videodd.cli import main
 from videodd.config import ConfigError
 from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
+from videodd.errors import NonFiniteError
 from videodd.models import MODELS, register_model
 from videodd.models.convnet3d import ConvNet3D
 from videodd.objectives.dm import DistributionMatching
@@ -184,6 +185,17 @@ def test_resume_matches_an_uninterrupted_run(stores, stills, tmp_path):
     got = distill(train, _vdsd_dm_cfg(stills, iterations=3), tmp_path / "cut", resume=True).distilled
     for name, t in ref.tensors.items():
         assert torch.equal(t, got.tensors[name]), name
+
+
+def test_a_diverging_hallucinator_names_its_own_step(stores, stills, tmp_path):
+    """H has its own optimizer group: when it blows up, lowering --lr alone would not help, so the error
+    names ``parametrization.h_lr`` too."""
+    train, _ = stores
+    cfg = _vdsd_dm_cfg(stills, iterations=20, lr=1e-6)
+    cfg = dataclasses.replace(cfg, parametrization={**cfg.parametrization, "h_lr": 1e12})
+    with pytest.raises(NonFiniteError, match=r"lower (--lr or )?--set parametrization\.h_lr and resume") as err:
+        distill(train, cfg, tmp_path / "run")
+    assert "h." in str(err.value) or "the loss" in str(err.value)
 
 
 def test_cli_end_to_end_two_stages(tmp_path, capsys):

@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SYNTH_ACTIONS, SYNTH_EXPERTS, load_results
+from benchmarks.common import SYNTH_ACTIONS, SYNTH_EXPERTS, apply_sets, load_results
 from benchmarks.tables.methods_synth import recipe, supersede
 from videodd.data.synthetic import SynthActionsConfig, synth_actions_stores
 from videodd.distill import distill, resolve_config
@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="benchmarks/work/idtd")
     parser.add_argument("--out", default="benchmarks/results/14-idtd/idtd_synth.json")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                        help="override one method's recipe in every cell that runs it, e.g. vdsd-dm:lr=30 (the "
+                        "cell keeps the recipe it ran)")
     parser.add_argument("--merge", default="", help="comma-separated results files whose cells to fold in")
     parser.add_argument("--supersede", default="", help="comma-separated cells of --part to measure again (the "
                         "old cell moves to 'superseded', its run folder to NAME-superseded)")
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                     "parametrization": {"segment_frames": max(1, t // 2)}})))
             jobs.append((f"vdsd-static/ipc{k}", "vdsd-static", k, recipe("vdsd-static", k, work)))
             jobs.append((f"vdsd-dm/ipc{k}", "vdsd-dm", k, recipe("vdsd-dm", k, work)))
+    jobs = [(key, m, k, apply_sets(overrides, m, args.set)) for key, m, k, overrides in jobs]
     if any(m.endswith("mtt") for _, m, _, _ in jobs):
         train_experts(train, work / "experts", SYNTH_EXPERTS, seed=0, resume=True)
 

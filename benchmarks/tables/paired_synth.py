@@ -31,10 +31,10 @@ import numpy as np
 from benchmarks.common import (
     SYNTH_EXPERTS,
     add_protocol_args,
+    apply_sets,
     benchmark_stores,
     load_results,
     machine_info,
-    set_dotted,
     shipped_recipe,
 )
 from videodd.distill import distill, resolve_config
@@ -49,11 +49,7 @@ def recipe_for(method: str, ipc: int, seed: int, sets: list[str], experts: Path)
     cfg["seed"] = seed
     if method.endswith("mtt"):
         cfg["objective"] = {**cfg.get("objective", {}), "experts": str(experts)}
-    for item in sets:
-        target, _, assignment = item.partition(":")
-        if target == method:
-            set_dotted(cfg, *assignment.split("=", 1))
-    return cfg
+    return apply_sets(cfg, method, sets)
 
 
 def format_paired(d: dict[str, Any] | None) -> str:

@@ -406,6 +406,16 @@ def _reduce_step(groups: list[dict[str, Any]], loss: torch.Tensor, *, mean: bool
     return distributed.all_reduce_(loss.detach().clone(), mean=mean)
 
 
+def _steps_of(param: Parametrization, bad: list[str], step_option: dict[int, str]) -> str:
+    """What to lower when the ``bad`` parameters (none: the loss) turned NaN: ``--lr`` for tensors on the run's
+    step, ``--set OPTION`` for those in a group with its own (``Parametrization.param_groups``)."""
+    tensors = dict(param.named_parameters())
+    suspects = [tensors[n] for n in bad] or [t for t in tensors.values() if t.requires_grad]
+    own = sorted({step_option[id(t)] for t in suspects if id(t) in step_option})
+    default = not own or any(id(t) not in step_option for t in suspects)
+    return " or ".join([*(["--lr"] if default else []), *(f"--set {o}" for o in own)])
+
+
 def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, run_dir: Path, start: float, *,
                 resume: bool, device: torch.device, progress: bool,
                 on_iteration: Callable[[int, Parametrization], None] | None) -> DistillResult:
@@ -430,6 +440,9 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
     # parametrizations and objectives may carry their own learnable tensors with their own
     # lr/momentum (learned labels, MTT's student lr): ``param_groups()`` -> optimizer groups
     extra_groups = [g for part in (param, objective) for g in part.param_groups()]
+    # the option that sets a tensor's step (a group's "option"), named when that tensor turns NaN
+    options = [g.pop("option", None) for g in extra_groups]
+    step_option = {id(p): o for g, o in zip(extra_groups, options, strict=True) if o for p in g["params"]}
     # a tensor in its own group (a parametrization's learned labels) leaves the default group
     claimed = {id(p) for g in extra_groups for p in g["params"]}
     # frozen tensors (requires_grad False, e.g. a hallucinator kept at its initialisation) join no group
@@ -514,7 +527,8 @@ def _synthesize(spec: MethodSpec, cfg: DistillConfig, train_store: ClipStore, ru
             what = f"parameters {bad}" if bad else "the loss"
             raise NonFiniteError(
                 f"iteration {it + 1}: NaN/Inf in {what} of the synthetic set; stopped. The last good checkpoint "
-                f"(iteration {last_good}) is kept at {ckpt_path}; lower --lr and resume or restart."
+                f"(iteration {last_good}) is kept at {ckpt_path}; lower {_steps_of(param, bad, step_option)} "
+                "and resume or restart."
             )
         done = it + 1
         guard.step(float(loss.detach()))

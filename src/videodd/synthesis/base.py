@@ -59,7 +59,11 @@ class Parametrization(nn.Module):
         return {}
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Optimizer groups of tensors with their own lr/momentum; none by default."""
+        """Optimizer groups of tensors with their own lr/momentum; none by default.
+
+        A group may name the option that sets its step, ``"option": "parametrization.h_lr"``: the loop takes
+        the key out before building the optimizer and names the option when those tensors turn NaN.
+        """
         return []
 
     def penalty(self) -> torch.Tensor | None:

@@ -306,9 +306,11 @@ class IDTD(Parametrization):
         """The selector logits (``selector_lr``) and the fusor (``fusor_lr``) in their own optimizer groups."""
         groups: list[dict[str, Any]] = []
         if self.options.selector_lr is not None:
-            groups.append({"params": [self.logits], "lr": self.options.selector_lr})
+            groups.append({"params": [self.logits], "lr": self.options.selector_lr,
+                           "option": "parametrization.selector_lr"})
         if self.fusor is not None:
-            groups.append({"params": list(self.fusor.parameters()), "lr": self.options.fusor_lr})
+            groups.append({"params": list(self.fusor.parameters()), "lr": self.options.fusor_lr,
+                           "option": "parametrization.fusor_lr"})
         return groups
 
     @torch.no_grad()

@@ -186,12 +186,14 @@ class Pixels(Parametrization):
         """Own optimizer groups: the learned labels (lr ``label_lr``) and the learned matrix (``interp_lr``)."""
         groups: list[dict] = []
         if self.soft_labels is not None:
-            group: dict = {"params": [self.soft_labels], "lr": self.options.label_lr}
+            group: dict = {"params": [self.soft_labels], "lr": self.options.label_lr,
+                           "option": "parametrization.label_lr"}
             if self.options.label_momentum is not None:
                 group["momentum"] = self.options.label_momentum
             groups.append(group)
         if self.interp is not None:
-            groups.append({"params": [self.interp], "lr": self.options.interp_lr})
+            groups.append({"params": [self.interp], "lr": self.options.interp_lr,
+                           "option": "parametrization.interp_lr"})
         return groups
 
     @torch.no_grad()

@@ -228,7 +228,7 @@ class StaticDynamic(Parametrization):
         """The hallucinator's weights in their own optimizer group (lr ``h_lr``); none when H is frozen or absent."""
         if self.h is None or not self.options.train_h:
             return []
-        group: dict = {"params": list(self.h.parameters()), "lr": self.options.h_lr}
+        group: dict = {"params": list(self.h.parameters()), "lr": self.options.h_lr, "option": "parametrization.h_lr"}
         if self.options.h_momentum is not None:
             group["momentum"] = self.options.h_momentum
         return [group]
