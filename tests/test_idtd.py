@@ -17,6 +17,7 @@ from videodd.synthesis.idtd import (
     resample,
     select_segments,
     selection_diversity,
+    selector_weights,
 )
 
 
@@ -113,3 +114,15 @@ def test_diversity_penalty_pushes_selections_apart(tiny_stores):
         param.penalty().backward()
         opt.step()
     assert float(param.penalty()) < 0.5 * before
+
+
+def test_selector_weights_of_a_saved_set_use_its_temperature(tiny_stores, tmp_path):
+    train, _ = tiny_stores
+    cfg = resolve_config("idtd-dm", {"ipc": 2, "iterations": 1, "batch_real": 4,
+                                     "parametrization": {"fusor_width": 2, "temperature": 0.5, "hard": True}})
+    saved = distill(train, cfg, tmp_path / "run").distilled
+    logits = saved.tensors["logits"]  # (K*ipc, S, P)
+    weights = selector_weights(saved.tensors, saved.manifest)
+    assert weights.shape == logits.shape
+    assert torch.allclose(weights, torch.softmax(logits / 0.5, dim=-1))  # soft, at the set's temperature
+    assert not torch.allclose(weights, torch.softmax(logits, dim=-1))

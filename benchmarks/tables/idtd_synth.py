@@ -112,6 +112,7 @@ def within_class_similarity(path: Path) -> dict[str, float]:
     import torch
 
     from videodd.distilled import DistilledSet
+    from videodd.synthesis.idtd import selector_weights
 
     dset = DistilledSet.load(path)
     videos, labels = dset.materialize().videos, dset.labels
@@ -122,9 +123,8 @@ def within_class_similarity(path: Path) -> dict[str, float]:
         k = x.shape[0]
         sims.append(((x @ x.T).sum() - k) / (k * (k - 1)))  # the off-diagonal mean
     out = {"within_class_cosine": float(torch.stack(sims).mean())}
-    if "logits" in dset.tensors:
-        temperature = float(dset.manifest.layout["idtd"]["temperature"])
-        weights = torch.softmax(dset.tensors["logits"].float() / temperature, -1)  # (K*ipc, S, P)
+    if dset.manifest.kind == "idtd":
+        weights = selector_weights(dset.tensors, dset.manifest)  # (K*ipc, S, P)
         out.update(selector_max_weight=float(weights.max(-1).values.mean()), pool=int(weights.shape[-1]))
     return out
 
@@ -133,21 +133,21 @@ def preview(path: Path, target: Path, classes: tuple[int, ...] = (0, 4)) -> None
     """For each of ``classes``: its two pool segments side by side (4 frames each), then the fused video
     (8 frames) under them; prints each selector's softmax over the pool."""
     import numpy as np
-    import torch
 
     from videodd.data.media import frame_strip, grid, to_uint8, write_png
     from videodd.distilled import DistilledSet
+    from videodd.synthesis.idtd import selector_weights
 
     dset = DistilledSet.load(path)
     m, p = dset.manifest, int(dset.manifest.layout["idtd"]["pool"])
     videos = dset.materialize().videos  # (K, C, T, H, W) at IPC 1
+    weights = selector_weights(dset.tensors, m)  # (K, S, P) at IPC 1
     rows = []
     for c in classes:
         segs = to_uint8(dset.tensors["pool"][c * p : (c + 1) * p], m.mean, m.std)  # (P, L, H, W, C)
         rows.append(np.concatenate([frame_strip(s) for s in segs], axis=1))
         rows.append(frame_strip(to_uint8(videos[c : c + 1], m.mean, m.std)[0]))
-        weights = torch.softmax(dset.tensors["logits"][c], -1)  # (S, P)
-        print(m.classes[c], "selector x pool weights:", weights.numpy().round(2).tolist())
+        print(m.classes[c], "selector x pool weights:", weights[c].numpy().round(2).tolist())
     write_png(grid(rows), target)
 
 

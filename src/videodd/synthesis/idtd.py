@@ -379,6 +379,13 @@ def materialize_idtd(tensors: dict[str, torch.Tensor], manifest: DistilledManife
         return fuse(segments, fusor, int(manifest.spec.frames), k)
 
 
+def selector_weights(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> torch.Tensor:
+    """A saved set's selector distributions over its class's pool, ``softmax(logits / temperature)``:
+    ``(K*ipc, S, P)`` (soft even for a ``hard`` set, whose forward takes their argmax)."""
+    temperature = float(_meta(manifest)["temperature"])
+    return torch.softmax(require(tensors, "logits", manifest).float() / temperature, dim=-1)
+
+
 def idtd_storage(tensors: dict[str, torch.Tensor], manifest: DistilledManifest) -> KindStorage:
     """Bytes of the pool, the selector logits and the fusor (their sum is the set without labels)."""
     size = {name: int(t.numel() * t.element_size()) for name, t in tensors.items()}
