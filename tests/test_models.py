@@ -17,14 +17,17 @@ def test_convnet3d_matches_published_parameter_count():
 
 
 @pytest.mark.parametrize(
-    "shape, pool, feat", [((3, 16, 112, 112), (2, 2, 2), 128 * 2), ((3, 8, 64, 64), (2, 1, 1), 128)]
+    "shape, pool, feat, head", [((3, 16, 112, 112), (2, 2, 2), 2048, 128 * 3), ((3, 8, 64, 64), (2, 1, 1), 256, 128)]
 )
-def test_convnet3d_shapes_at_published_sizes(shape, pool, feat):
+def test_convnet3d_shapes_at_published_sizes(shape, pool, feat, head):
     model = create_model("convnet3d", num_classes=50, input_shape=shape)
-    assert model.pool.kernel_size == pool
+    assert model.pool.kernel_size == pool and model.pool.stride == (1, 1, 1)  # stride 1, as published
     x = torch.randn(2, *shape)
     assert model(x).shape == (2, 50)
+    # DM's embedding: the trunk's output flattened (2048 / 256 values); the head's stride-1 pool keeps
+    # 3 time steps at 16x112x112 (the named alternative embed_from="head")
     assert model.embed(x).shape == (2, feat)
+    assert create_model("convnet3d", num_classes=50, input_shape=shape, embed_from="head").embed(x).shape == (2, head)
     # the features before the head: (128, 4, 2, 2) at 16x112x112, (128, 2, 1, 1) at 8x64x64
     fmap = model.features(x).shape[1:]
     assert fmap == ((128, 4, 2, 2) if shape[-1] == 112 else (128, 2, 1, 1))

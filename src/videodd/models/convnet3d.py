@@ -5,11 +5,17 @@ Reference architecture (``convnet3d``), input ``(N, 3, T, H, W)``::
     Conv3d(3->64, k=(3,7,7), s=(1,2,2), p=(1,3,3)) ReLU MaxPool(1,2,2)
     Conv3d(64->128, same)                          ReLU MaxPool(2,2,2)
     Conv3d(128->128, same)                         ReLU MaxPool(2,2,2)
-    head: AvgPool (2,2,2) if H > 64 else (2,1,1); Dropout(p=0.5); Conv3d(128->K, 1); max over time
+    head: AvgPool (2,2,2) if H > 64 else (2,1,1), stride 1; Dropout(p=0.5); Conv3d(128->K, 1); max
 
-At 16x112x112 the feature map before the head is (128, 4, 2, 2) and the head leaves (K, 2, 1, 1);
-at 8x64x64 it is (128, 2, 1, 1) and the head leaves (K, 1, 1, 1). The logits are the max over
-the remaining positions (time, and space where any remains).
+At 16x112x112 the feature map before the head is (128, 4, 2, 2) and the head's stride-1 average
+pool leaves (K, 3, 1, 1); at 8x64x64 it is (128, 2, 1, 1) and the head leaves (K, 1, 1, 1). The
+logits are the max over the remaining positions (official ``networks.py`` ConvNet3D: 
+``nn.AvgPool3d(kernel_size=(2, 2, 2), stride=(1, 1, 1))``).
+
+``embed`` is what the official DM matches: ``ConvNet3D.embed`` there flattens the trunk's output,
+the map after the last max-pool (2048 values at 16x112x112, 256 at 8x64x64), not the head's pooled
+map. ``embed_from="head"`` (the head's pooled map) and ``"last-conv"`` (the last conv block before its
+pool) are named alternatives, never a published method's default.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from videodd.models.base import register_model
 
 # the published layout's stride-2 7x7 convs and pools need frames of 64 px
 PUBLISHED_MIN = (3, 8, 64, 64)
+EMBEDDINGS = ("features", "head", "last-conv")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -48,6 +55,8 @@ class ConvNet3D(nn.Module):
         head_pool: average-pool window before the classifier; ``None`` picks (2,2,2) for
             H > 64 and (2,1,1) otherwise, as published.
         dropout: drop probability before the classifier.
+        embed_from: what ``embed`` returns: ``features`` (the trunk's output flattened, as published),
+            ``head`` (the head's average-pooled map) or ``last-conv`` (the last block before its pool).
     """
 
     def __init__(
@@ -62,11 +71,11 @@ class ConvNet3D(nn.Module):
         norm: str = "none",
         head_pool: Sequence[int] | None = None,
         dropout: float = 0.5,
-        embed_from: str = "head",
+        embed_from: str = "features",
     ) -> None:
         super().__init__()
-        if embed_from not in ("head", "last-conv"):
-            raise ValueError(f"embed_from must be 'head' or 'last-conv', got {embed_from!r}")
+        if embed_from not in EMBEDDINGS:
+            raise ValueError(f"embed_from must be one of {', '.join(EMBEDDINGS)}, got {embed_from!r}")
         self.embed_from = embed_from
         channels, frames, height, width = input_shape
         if len(pools) != len(widths):
@@ -91,7 +100,8 @@ class ConvNet3D(nn.Module):
         if min(fshape) < 1:
             raise ValueError(f"input {tuple(input_shape)} is too small for this network")
         window = tuple(min(p, s) for p, s in zip(head_pool, fshape, strict=True))
-        self.pool = nn.AvgPool3d(window)
+        # stride 1, as published: at 16x112x112 the (128, 4, 2, 2) map keeps 3 time steps, not 2
+        self.pool = nn.AvgPool3d(window, stride=(1, 1, 1))
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Conv3d(in_ch, num_classes, kernel_size=1)
         self.num_classes = num_classes
@@ -101,11 +111,14 @@ class ConvNet3D(nn.Module):
         return self.pool(self.features(x))  # (N, F, T', H', W')
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, C, T, H, W) -> (N, F)``: the pooled map before the classifier (``head``),
-        or the last conv block's map before its pooling (``last-conv``, more spatial detail)."""
+        """Features ``(N, C, T, H, W) -> (N, F)``: the trunk's output flattened (``features``, the
+        official embedding that DM matches), the head's pooled map (``head``), or the last conv block's
+        map before its pooling (``last-conv``)."""
         if self.embed_from == "last-conv":
             return self.features[:-1](x).flatten(1)  # (N, C_last * T'' * H'' * W'')
-        return self._pooled(x).flatten(1)
+        if self.embed_from == "head":
+            return self._pooled(x).flatten(1)  # (N, C_last * T' * H' * W') after the head's pool
+        return self.features(x).flatten(1)  # (N, C_last * T'' * H'' * W''), 2048 at 16x112x112
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, K)``: 1x1x1 conv to classes, then max over remaining positions."""

@@ -1,0 +1,1 @@
+"""One module per compared component; each has ``NAME`` and ``make(official, out_dir)``."""
