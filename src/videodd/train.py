@@ -41,6 +41,12 @@ class TrainConfig:
         lr_gamma: the lr decay factor.
         optimizer: "sgd" (with ``momentum``) or "adam" (``momentum`` unused, ``weight_decay`` is L2),
             e.g. for the reconstruction training of a codec.
+        flip: probability that a training clip is flipped left-right each time it is read (drawn from
+            the run's generator). The official loaders (``distill_utils/dataset.py`` ``read_images``) flip
+            every clip they read with probability 0.5; 0 (the default) never flips.
+        batch_zscore: z-score every training batch by its own mean and std, one scalar each over the
+            whole batch (``(x - x.mean()) / x.std()``, as the official ``utils.py`` ``epoch`` does to every
+            train and test batch).
     """
 
     epochs: int = 500
@@ -51,10 +57,14 @@ class TrainConfig:
     lr_milestones: tuple[float, ...] = (0.5,)
     lr_gamma: float = 0.1
     optimizer: str = "sgd"
+    flip: float = 0.0
+    batch_zscore: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("TrainConfig needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if not 0.0 <= self.flip <= 1.0:
+            raise ValueError(f"TrainConfig.flip is a probability in [0, 1], got {self.flip}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
@@ -103,6 +113,22 @@ class StoreData:
     def get(self, indices: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices) if self.indices is None else self.indices[np.asarray(indices)]
         return self.store.batch(idx, device), self.store.labels_tensor(idx).to(device)
+
+
+def random_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Flip each clip of ``x (N, C, T, H, W)`` left-right with probability ``p`` (one draw per clip)."""
+    if p <= 0:
+        return x
+    flip = torch.rand(len(x), generator=generator) < p  # (N,) drawn on the CPU: the same on every device
+    if not flip.any():
+        return x
+    return torch.where(flip.to(x.device)[:, None, None, None, None], x.flip(-1), x)
+
+
+def zscore_batch(x: torch.Tensor) -> torch.Tensor:
+    """``(x - x.mean()) / x.std()`` over the whole batch: one scalar mean and one unbiased std, as the
+    official ``utils.py`` ``epoch`` normalizes each train and test batch (after the ImageNet normalization)."""
+    return (x - x.mean()) / x.std()
 
 
 LABEL_LOSSES = ("ce", "mse")
@@ -244,8 +270,11 @@ def fit(
             count = 0
             for s in range(0, n, cfg.batch_size):
                 x, y = data.get(order[s : s + cfg.batch_size], device)
+                x = random_flip(x, cfg.flip, generator)  # at read, as the official loaders flip
                 if augment is not None:
                     x = augment(x, generator)
+                if cfg.batch_zscore:
+                    x = zscore_batch(x)
                 with autocast(precision_kind, device):
                     batch_loss = loss_fn(model(x), y, label_loss) if loss is None else loss(model, x, y)
                 if every_step and not torch.isfinite(batch_loss):
@@ -331,7 +360,11 @@ def fit_runs(
             totals = torch.zeros(len(models), dtype=torch.float64, device=device)
             for s in range(0, n, cfg.batch_size):
                 batches = [d.get(order[s : s + cfg.batch_size], device) for d, order in zip(datas, orders, strict=True)]
-                x = torch.stack([b[0] for b in batches])  # (R, B, C, T, H, W)
+                # each run's flips from its own generator, each run's batch z-scored on its own (as fit does)
+                videos = [random_flip(b[0], cfg.flip, g) for b, g in zip(batches, generators, strict=True)]
+                if cfg.batch_zscore:
+                    videos = [zscore_batch(v) for v in videos]
+                x = torch.stack(videos)  # (R, B, C, T, H, W)
                 y = torch.stack([b[1] for b in batches])  # (R, B) or (R, B, K)
                 with autocast(precision_kind, device):  # the optimizer step outside it
                     grads, losses = step_fn(params, buffers, x, y)
