@@ -167,3 +167,23 @@ def test_sharding_refusals(tiny_stores):
     pooled = make_objective(DistributionMatching, train, cfg, torch.device("cpu"))
     with pytest.raises(ConfigError, match="one process"):
         pooled.set_shard(0, 2)
+
+
+def test_every_dm_method_matches_in_net_embed(tiny_stores, monkeypatch):
+    """dm, vdsd-dm, idtd-dm and the IDM pool all match in ``net.embed`` (the published DM embedding, the
+    trunk's output flattened): one objective, no other embedding path."""
+    from videodd.methods import METHODS, get_method
+    from videodd.models.convnet3d import ConvNet3D
+    from videodd.objectives import OBJECTIVES
+
+    assert all(get_method(m).objective == "dm" for m in ("dm", "vdsd-dm", "idtd-dm"))
+    assert {"dm", "vdsd-dm", "idtd-dm"} <= {m for m in METHODS.names() if get_method(m).objective == "dm"}
+    assert OBJECTIVES.get("dm") is DistributionMatching
+    train, _ = tiny_stores
+    gen = make_generator(0)
+    param = Pixels(train, 1, gen)
+    objective = make_objective(DistributionMatching, train, _pool_cfg(), torch.device("cpu"))
+    calls, orig = [], ConvNet3D.embed
+    monkeypatch.setattr(ConvNet3D, "embed", lambda self, x: calls.append(x.shape[0]) or orig(self, x))
+    objective.loss(param, gen)
+    assert calls == [3 * 4, 3 * 1]  # the pool network embeds the real clips and the synthetic ones

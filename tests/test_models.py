@@ -160,3 +160,59 @@ def test_auto_model_picks_the_published_net_from_64_px():
     assert auto_model((3, 16, 112, 112)) == "convnet3d" and auto_model((3, 8, 64, 64)) == "convnet3d"
     assert auto_model((3, 8, 32, 32)) == "convnet3d-s-bn"
     assert min_input(auto_model((3, 8, 64, 64)))[-1] <= 64 and min_input(auto_model((3, 8, 32, 32)))[-1] <= 32
+
+
+# The released frame-wise models (networks.py VideoConvNet*) at 16x112x112, 50 classes, by hand: the frame
+# encoder (3x3 convs 3->128->128->128, GroupNorm(128, 128)) on the 64x64 crop gives F = 128 * 8 * 8 = 8192.
+_ENCODER = (3 * 128 * 9 + 128) + 2 * (128 * 128 * 9 + 128) + 3 * 2 * 128  # 299,520
+_F, _H = 8192, 8192 // 8
+PUBLISHED_COUNTS = {
+    "mean": _ENCODER + _F * 50 + 50,  # 709,170
+    "mlp": _ENCODER + _F * 16 + _F + _F * 50 + 50,  # temporal weight (F, 16, 1) and bias (F, 1): 848,434
+    "lstm": _ENCODER + 4 * (2 * _F * _F + 2 * _F) + _F * 50 + 50,  # LSTM(F, F): 537,645,618
+    "rnn": _ENCODER + (_F * _H + _H * _H + 2 * _H) + _H * 50 + 50,  # RNN(F, F // 8): 9,790,002
+    "gru": _ENCODER + 3 * (_F * _H + _H * _H + 2 * _H) + _H * 50 + 50,  # GRU(F, F // 8): 28,668,466
+}
+
+
+@pytest.mark.parametrize("head", sorted(PUBLISHED_COUNTS))
+def test_published_framewise_sizes(head):
+    """The published sizes (issue 27: 0.85 M / 538 M / 9.8 M / 28.7 M for mlp / lstm / rnn / gru), counted on
+    the meta device; the generic test above builds them at min_input, 16 px, where the LSTM is small."""
+    assert min_input(f"convnet-{head}-published") == (3, 16, 16, 16)
+    with torch.device("meta"):
+        model = create_model(f"convnet-{head}-published", num_classes=50, input_shape=(3, 16, 112, 112))
+        assert model.embed(torch.empty(2, 3, 16, 112, 112)).shape == (2, _H if head in ("rnn", "gru") else _F)
+    assert model.crop == 24
+    assert n_params(model) == PUBLISHED_COUNTS[head]
+
+
+def test_published_framewise_crops_112_to_the_centre_64():
+    torch.manual_seed(0)
+    at_112 = create_model("convnet-gru-published", num_classes=3, input_shape=(3, 2, 112, 112)).eval()
+    at_64 = create_model("convnet-gru-published", num_classes=3, input_shape=(3, 2, 64, 64)).eval()
+    assert at_64.crop == 0
+    at_64.load_state_dict(at_112.state_dict())
+    x = torch.randn(1, 3, 2, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(at_112(x), at_64(x[..., 24:-24, 24:-24]))
+        x[..., :24, :] = 100.0  # the border is cut away
+        assert torch.equal(at_112(x), at_64(x[..., 24:-24, 24:-24]))
+    with pytest.raises(ValueError, match="16 frames"):
+        create_model("convnet-mlp-published", 3, (3, 16, 16, 16))(torch.randn(1, 3, 8, 16, 16))
+
+
+@pytest.mark.parametrize("name", ["convnet3d-s", "convnet3d-s-bn", "convnet3d-s-in"])
+def test_cpu_scale_convnet3d_embeds_the_trunk_output_as_published(name):
+    """DM's embedding at CPU scale is the published construction: the trunk's output flattened, the map after
+    the last max-pool, (64, 2, 1, 1) = 128 values at 8x32x32; convnet3d-s-fm keeps the last conv block's map."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, input_shape=(3, 8, 32, 32)).eval()
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert model.features(x).shape[1:] == (64, 2, 1, 1)
+        assert torch.equal(model.embed(x), model.features(x).flatten(1))
+    assert model.embed(x).shape == (2, 128)
+    fm = create_model("convnet3d-s-fm", num_classes=10, input_shape=(3, 8, 32, 32)).eval()
+    with torch.no_grad():
+        assert torch.equal(fm.embed(x), fm.features[:-1](x).flatten(1)) and fm.embed(x).shape == (2, 64 * 4 * 2 * 2)

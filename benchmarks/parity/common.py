@@ -148,3 +148,17 @@ def save_fixture(name: str, tensors: dict[str, torch.Tensor], official: Official
                 "made_by": "python -m benchmarks.parity.make_fixtures --official DIR"}
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata=metadata)
     return path
+
+
+def parity_helpers() -> types.ModuleType:
+    """``tests/parity.py``: the seeded weights and inputs (``seeded_state``, ``seeded_uniform``, ``seeded_uint8``,
+    ``checksum``) that the tests regenerate, imported from the file so that both sides draw the same tensors."""
+    import importlib.util
+
+    path = FIXTURES.parents[1] / "parity.py"
+    if "videodd_parity_helpers" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("videodd_parity_helpers", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules["videodd_parity_helpers"] = mod
+    return sys.modules["videodd_parity_helpers"]

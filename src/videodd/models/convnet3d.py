@@ -9,13 +9,15 @@ Reference architecture (``convnet3d``), input ``(N, 3, T, H, W)``::
 
 At 16x112x112 the feature map before the head is (128, 4, 2, 2) and the head's stride-1 average
 pool leaves (K, 3, 1, 1); at 8x64x64 it is (128, 2, 1, 1) and the head leaves (K, 1, 1, 1). The
-logits are the max over the remaining positions (official ``networks.py`` ConvNet3D: 
-``nn.AvgPool3d(kernel_size=(2, 2, 2), stride=(1, 1, 1))``).
+logits are the max over the remaining positions (official ``networks.py`` ConvNet3D, line 733:
+``nn.AvgPool3d(kernel_size=(2, 2, 2), stride=(1, 1, 1))``; forward, lines 738-745).
 
-``embed`` is what the official DM matches: ``ConvNet3D.embed`` there flattens the trunk's output,
-the map after the last max-pool (2048 values at 16x112x112, 256 at 8x64x64), not the head's pooled
-map. ``embed_from="head"`` (the head's pooled map) and ``"last-conv"`` (the last conv block before its
-pool) are named alternatives, never a published method's default.
+``embed`` is what the official DM matches: ``ConvNet3D.embed`` there (networks.py:747-751, called by
+the DM step of distill_baseline.py:339-349) flattens the trunk's output, the map after the last
+max-pool (2048 values at 16x112x112, 256 at 8x64x64), not the head's pooled map. The CPU-scale
+``convnet3d-s*`` embed the same way (128 values at 8x32x32). ``embed_from="head"`` (the head's pooled
+map) and ``"last-conv"`` (the last conv block before its pool; ``convnet3d-s-fm``) are named
+alternatives, never a published method's default.
 """
 
 from __future__ import annotations

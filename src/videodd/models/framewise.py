@@ -17,7 +17,16 @@ Heads over the ``T`` frame features ``(N, T, F)``; ``embed`` returns the fused f
 
 The released code of Wang et al. differs in the fusion details (its "MLP" is a learned per-feature
 weighting of the frames; its recurrent heads average the outputs over time, hidden = F or F/8);
-those sizes explode at 112x112 (an LSTM with hidden 25,088), so we use hidden 128 throughout.
+those sizes explode at 112x112 (an LSTM with hidden 25,088), so these CPU-scale heads use hidden 128.
+
+The released models themselves are ``convnet-{mean,mlp,lstm,rnn,gru}-published``
+(:class:`PublishedFramewise`): official ``networks.py`` VideoConvNetMean/MLP/LSTM/RNN/GRU
+(lines 537-723) with ``get_network``'s settings (utils.py:512-514: width 128, depth 3, relu,
+instancenorm = ``GroupNorm(128, 128)``, avgpooling), in videodd's ``(N, C, T, H, W)`` layout, and
+the official centre crop of 24 px per side as part of the model at 112x112 (``utils.epoch`` crops
+every 'Video' model's input, ``img[:, :, :, 24:-24, 24:-24]``, utils.py:768-769 and 797-798). At
+16x112x112 (seen as 64x64, F = 8,192) and 50 classes they have 709,170 / 848,434 / 537,645,618 /
+9,790,002 / 28,668,466 parameters (mean / mlp / lstm / rnn / gru).
 """
 
 from __future__ import annotations
@@ -44,6 +53,13 @@ def frame_encoder(channels: int, width: int = 128, depth: int = 3) -> nn.Sequent
             nn.AvgPool2d(2),
         ]
     return nn.Sequential(*layers)
+
+
+def encode_frames(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, T, H, W) -> (N, T, F)``: ``encoder`` applied to every frame independently, flattened."""
+    n, c, t, h, w = x.shape
+    frames = x.transpose(1, 2).reshape(n * t, c, h, w)  # (N*T, C, H, W), frame-major per video
+    return encoder(frames).reshape(n, t, -1)  # (N, T, F)
 
 
 def _frame_features(height: int, width: int, channels: int, depth: int) -> int:
@@ -86,9 +102,7 @@ class FramewiseConvNet(nn.Module):
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, H, W) -> (N, T, F)``: the encoder applied to every frame independently."""
-        n, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(n * t, c, h, w)  # (N*T, C, H, W), frame-major per video
-        return self.encoder(frames).reshape(n, t, -1)  # (N, T, F)
+        return encode_frames(self.encoder, x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The fused feature ``(N, F')`` before the classifier."""
@@ -162,6 +176,108 @@ _register("mlp", "Frame-wise 2D ConvNet, frame features concatenated over time, 
 _register("lstm", "Frame-wise 2D ConvNet, frame features fused by an LSTM (hidden 128, last state).")
 _register("rnn", "Frame-wise 2D ConvNet, frame features fused by a tanh RNN (hidden 128, last state).")
 _register("gru", "Frame-wise 2D ConvNet, frame features fused by a GRU (hidden 128, last state).")
+
+
+# -- the released models (networks.py VideoConvNet*) -------------------------------------------------------
+
+PUBLISHED_CROP = 24
+"""Pixels cut from each side of a 112x112 frame (utils.py:768-769, 797-798): the models see 64x64."""
+FEAT_FACTOR = 8
+"""The RNN and GRU hidden size is F // 8 (networks.py:678, 703)."""
+PUBLISHED_MIN = (3, 16, 16, 16)
+"""Where the generic model tests build the published family: 16 frames (VideoConvNetMLP's fixed count,
+networks.py:541) of 16 px, no crop. At 64 px the LSTM has 538 M parameters (2 GB), too large for a unit
+test; its published size is counted on the meta device (tests/test_models.py)."""
+
+
+class PublishedFramewise(nn.Module):
+    """The frame-wise ConvNets of the released code (networks.py:537-723), ``head`` one of ``HEADS``.
+
+    Frame encoder: ``_make_layers`` (networks.py:604-623) with width 128, depth 3, GroupNorm(128, 128),
+    ReLU, AvgPool2d(2) (:func:`frame_encoder`; the same layer indices as the official ``features``). Over
+    the ``T`` frame features ``(N, T, F)``:
+
+    - ``mean``: the mean over time (networks.py:556-565); classifier Linear(F, K).
+    - ``mlp``: a per-feature weighting of the frames, ``out[n, f] = sum_t x[n, t, f] w[f, t] + b[f]``,
+      with ``w`` ``(F, T, 1)`` and ``b`` ``(F, 1)`` initialised by ``torch.randn`` as published
+      (networks.py:630-646; no hidden layer, no nonlinearity); classifier Linear(F, K). The official class
+      fixes T = 16 (networks.py:541); here T is the input's, 16 at the published size.
+    - ``lstm``: ``nn.LSTM(F, F)``, outputs averaged over time (networks.py:649-673); Linear(F, K).
+    - ``rnn`` / ``gru``: ``nn.RNN`` (tanh) / ``nn.GRU`` with hidden F // 8, outputs averaged over time
+      (networks.py:676-723); Linear(F // 8, K).
+
+    Args:
+        num_classes: K.
+        input_shape: (C, T, H, W) of the clips the model is given.
+        head: temporal fusion.
+        crop: pixels cut from each side of every frame before the encoder; ``None``: 24 at 112x112 (the
+            official ``utils.epoch`` crop, which the official trainer applies to the input of every 'Video'
+            model), 0 otherwise. The official code builds the class for ``im_size`` while ``utils.epoch``
+            feeds it the cropped frames; the published parameter counts are those of the class built for
+            the cropped 64x64 frames, which is what this builds.
+
+    Note: ``utils.epoch`` z-scores each batch after the crop (utils.py:768-770); a trainer that z-scores
+    before the model normalises the uncropped frames.
+    """
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], head: str = "mean", crop: int | None = None
+                 ) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown temporal head {head!r}; valid: {', '.join(HEADS)}")
+        channels, frames, height, width = input_shape
+        if crop is None:
+            crop = PUBLISHED_CROP if (height, width) == (112, 112) else 0
+        if crop < 0 or 2 * crop >= min(height, width):
+            raise ValueError(f"crop {crop} does not fit frames of {height}x{width}")
+        self.head, self.crop, self.input_shape, self.num_classes = head, crop, tuple(input_shape), num_classes
+        self.encoder = frame_encoder(channels, 128, 3)
+        feat = _frame_features(height - 2 * crop, width - 2 * crop, 128, 3)
+        out = feat
+        if head == "mlp":
+            self.temporal_weight = nn.Parameter(torch.randn(feat, frames, 1))
+            self.temporal_bias = nn.Parameter(torch.randn(feat, 1))
+        elif head == "lstm":
+            self.temporal = nn.LSTM(feat, feat, num_layers=1, batch_first=True)
+        elif head in ("rnn", "gru"):
+            out = feat // FEAT_FACTOR
+            self.temporal = _RECURRENT[head](feat, out, num_layers=1, batch_first=True)
+        self.classifier = nn.Linear(out, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused feature ``(N, F)`` (``(N, F // 8)`` for rnn/gru) before the classifier."""
+        if self.crop:
+            c = self.crop
+            x = x[..., c:-c, c:-c]  # (N, C, T, H - 2c, W - 2c): the official centre crop
+        feats = encode_frames(self.encoder, x)  # (N, T, F)
+        if self.head == "mean":
+            return feats.mean(dim=1)  # (N, F)
+        if self.head == "mlp":
+            if feats.shape[1] != self.temporal_weight.shape[1]:
+                raise ValueError(f"convnet-mlp-published was built for {self.temporal_weight.shape[1]} frames, "
+                                 f"got {feats.shape[1]}")
+            return torch.einsum("ntf,ft->nf", feats, self.temporal_weight[..., 0]) + self.temporal_bias[:, 0]
+        out, _ = self.temporal(feats)  # (N, T, hidden); zero initial state, as published
+        return out.mean(dim=1)  # (N, hidden): the outputs averaged over time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def _register_published(head: str, doc: str) -> None:
+    def factory(num_classes: int, input_shape: tuple[int, ...], **kw) -> PublishedFramewise:
+        return PublishedFramewise(num_classes, input_shape, head=head, **kw)
+
+    factory.__doc__ = doc + " 112x112 frames are centre-cropped to 64x64, as published; see PublishedFramewise."
+    register_model(f"convnet-{head}-published", min_input=PUBLISHED_MIN)(factory)
+
+
+# parameter counts at 16x112x112 (seen as 64x64) and 50 classes
+_register_published("mean", "The released VideoConvNetMean: frame features averaged over time (0.71 M).")
+_register_published("mlp", "The released VideoConvNetMLP: a learned per-feature weighting of 16 frames (0.85 M).")
+_register_published("lstm", "The released VideoConvNetLSTM: LSTM(F, F), outputs averaged over time (538 M).")
+_register_published("rnn", "The released VideoConvNetRNN: RNN(F, F/8), outputs averaged over time (9.8 M).")
+_register_published("gru", "The released VideoConvNetGRU: GRU(F, F/8), outputs averaged over time (28.7 M).")
 
 
 @register_model("convnet2d", min_input=(3, 1, 32, 32))  # still frames: T = 1
