@@ -15,7 +15,15 @@ import pytest
 from PIL import Image
 
 import videodd.data.decode as decode
-from videodd.data.decode import ClipInfo, DecodeError, list_frame_files, read_clip, sample_indices
+from videodd.data.decode import (
+    ClipInfo,
+    DecodeError,
+    ShortVideoError,
+    list_frame_files,
+    read_clip,
+    sample_indices,
+    stride_fit,
+)
 from videodd.data.spec import ClipSpec, get_clip_spec
 from videofixtures import CODECS, frame_level, pattern_frames, write_frames, write_video
 
@@ -87,6 +95,39 @@ def test_short_reduce_stride() -> None:
     assert idx.tolist() == [0, 1, 2, 2] and (start, stride, short) == (0, 1, "reduce_stride")
     assert sample_indices(1, spec, "center", None)[0].tolist() == [0, 0, 0, 0]
     assert sample_indices(13, spec, "center", None)[1:] == (0, 4, None)  # not short: policy unused
+
+
+def test_stride_fit_is_the_published_sampler() -> None:
+    """Hand-computed from distill_utils/dataset.py:427-433 (16 frames, gap 4; 1-based starts
+    randint(1, n - 15 * skip), exclusive): 0-based starts 0 .. n - 15 * skip - 2."""
+    spec = ClipSpec(frames=16, stride=4, short_policy="stride_fit")
+    assert stride_fit(64, 16, 4) == (4, 2) and stride_fit(63, 16, 4) == (3, 16) and stride_fit(17, 16, 4) == (1, 0)
+    idx, start, stride, short = sample_indices(100, spec, "center", None)  # starts 0..38
+    assert (start, stride, short) == (19, 4, None) and idx.tolist() == list(range(19, 19 + 64, 4))
+    idx, start, stride, short = sample_indices(40, spec, "center", None)  # skip 40 // 16 = 2, starts 0..8
+    assert (start, stride, short) == (4, 2, "stride_fit") and idx[-1] == 34
+    starts = {sample_indices(65, spec, "random", np.random.default_rng(s))[1] for s in range(200)}
+    assert starts == {0, 1, 2, 3}  # never the start that would end on the last frame (index 64)
+    assert [sample_indices(100, spec, "uniform", None, clip_index=k, num_clips=3)[1] for k in range(3)] == [0, 19, 38]
+    for n in (1, 15, 16):
+        with pytest.raises(ShortVideoError, match=f"{n} frames"):
+            sample_indices(n, spec, "center", None)
+
+
+def test_squash_resize_then_centre_crop(tmp_path: Path) -> None:
+    """resize=(W, H) squashes (aspect not kept), then the centre size x size: a 64x48 frame whose left and
+    right quarters are black and white fills a 40x30 squash, cropped to 24x24 at left 8, top 3."""
+    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+    frame[:, 32:] = 255
+    folder = write_frames(tmp_path / "f", np.stack([frame] * 20), template="frame{:06d}.png")
+    spec = ClipSpec(frames=4, size=24, stride=1, resize=(40, 30), short_policy="stride_fit")
+    clip, info = read_clip(folder, spec)
+    assert clip.shape == (4, 24, 24, 3) and info.source_size == (64, 48)
+    row = clip[0, 12, :, 0].astype(int)
+    assert row[:11].max() < 10 and row[13:].min() > 245  # the edge at x = 20 of 40, i.e. 12 of the crop
+    video = write_video(tmp_path / "v.mp4", np.stack([frame] * 20), options={"crf": "0"})
+    vclip, _ = read_clip(video, spec)
+    assert np.abs(vclip.astype(int) - clip.astype(int)).mean() < 4
 
 
 def test_sample_indices_errors() -> None:
@@ -376,7 +417,7 @@ def test_real_clips_decode_to_presets(test_data_dir: Path) -> None:
     clips = _real_clips(test_data_dir)
     assert len(clips) == 9
     for path in clips:
-        for preset in ("ucf-16x112", "k400-8x64", "8x32"):
+        for preset in ("ucf-16x112", "ucf-16x112-published", "k400-8x64", "8x32"):
             spec = get_clip_spec(preset)
             clip, info = read_clip(path, spec, threads=1)
             assert clip.shape == (spec.frames, spec.size, spec.size, 3) and clip.dtype == np.uint8, (path, preset)
@@ -419,3 +460,24 @@ def test_real_clip_seek_matches_sequential(test_data_dir: Path) -> None:
             a, ia = read_clip(path, spec, sampling="uniform", clip_index=k, num_clips=3)
             b, ib = read_clip(path, spec, sampling="uniform", clip_index=k, num_clips=3, seek=False)
             assert np.array_equal(a, b) and ia == ib, (name, k)
+
+
+def test_real_ucf_clip_published_framing_matches_an_independent_squash(test_data_dir: Path) -> None:
+    """ucf-16x112-published on a real 320x240 UCF101 video: Pillow's squash to 160x120 and the centre
+    112x112 (rows 4..116, columns 24..136, distill_utils/resize_mydata.py:24-30) of the same frames."""
+    path = test_data_dir / "real-clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
+    spec = get_clip_spec("ucf-16x112-published")
+    clip, info = read_clip(path, spec)
+    assert info.source_size == (320, 240) and info.stride == 4 and info.short is None
+    assert info.start == (info.num_frames - 15 * 4 - 2) // 2  # the middle of the published start range
+    wanted = list(range(info.start, info.start + 64, 4))
+    reference = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                img = frame.to_image().resize((160, 120), Image.Resampling.BILINEAR)
+                reference.append(np.asarray(img)[4:116, 24:136])
+            if i == wanted[-1]:
+                break
+    diff = np.abs(clip.astype(float) - np.stack(reference).astype(float))
+    assert diff.mean() < 3, diff.mean()

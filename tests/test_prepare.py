@@ -509,3 +509,86 @@ def test_decoding_workers_die_with_a_killed_prepare(tmp_path, encoded):
         for pid in _tagged(tag):  # on failure: do not leave them running
             os.kill(pid, signal.SIGKILL)
     assert (tmp_path / "out" / ".test.partial" / "settings.json").exists()  # the unfinished work is kept
+
+
+# -- test views (ClipSpec.test_views) -----------------------------------------------------------------
+def _view_reader(fail_on: str | None = None):
+    """A stub read_clip: the clip's pixels are its start (random: drawn from the rng; uniform: 10 * k; centre: 50)."""
+    from videodd.data.decode import ClipInfo, DecodeError
+
+    def read(path, spec, *, sampling, rng=None, frame_template, threads, clip_index=0, num_clips=1):
+        if fail_on and fail_on in str(path):
+            raise KeyboardInterrupt  # a killed run, in the middle of the split
+        if "bad" in str(path):
+            raise DecodeError(path, "no video stream")
+        start = {"random": lambda: int(rng.integers(0, 100)), "uniform": lambda: 10 * clip_index,
+                 "center": lambda: 50}[sampling]()
+        return np.full((*spec.shape, 3), start, dtype=np.uint8), ClipInfo(100, 25.0, (64, 48), 0, start, 2, None)
+
+    return lambda: (read, DecodeError)
+
+
+def test_test_views_are_seeded_per_video_and_view_and_resume_to_the_same_bytes(tmp_path, monkeypatch):
+    from videodd.data import prepare as prep
+
+    spec = get_clip_spec(SPEC).replace(test_sampling="random", test_clips=3)
+    items = [VideoItem(Path(f"/v/{n}.mp4"), i % 2, f"{n}.mp4") for i, n in enumerate(("x0", "x1", "bad2", "x3", "x4"))]
+    kw = dict(classes=["a", "b"], spec=spec, dataset="stub", split="test", seed=7, progress=False, chunk_size=2)
+    monkeypatch.setattr(prep, "_load_reader", _view_reader())
+    store = prepare_split(items, out=tmp_path / "whole", **kw)
+    assert store.test_views == 3 and store.views.shape == (3, 4, *spec.shape, 3)
+    assert np.asarray(store.clips)[:, 0, 0, 0, 0].tolist() == [50] * 4  # clips.npy: the centre clip
+    for k in range(3):  # view k of video i: default_rng([seed, i, k]); i counts the failed video too
+        want = [int(np.random.default_rng([7, i, k]).integers(0, 100)) for i in (0, 1, 3, 4)]
+        assert np.asarray(store.views[k])[:, 0, 0, 0, 0].tolist() == want
+        batch = store.view_batch([3, 0], k)
+        assert batch.shape == (2, 3, *spec.shape) and torch_close(batch, store, k, [3, 0])
+    assert store.meta.views == 3 and store.meta.extra["prepare"]["views"]["count"] == 3
+    assert store.meta.extra["prepare"]["seed"] == 7
+    lines = [json.loads(line) for line in (store.root / "sources.jsonl").read_text().splitlines()]
+    assert [v["start"] for v in lines[0]["views"]] == np.asarray(store.views)[:, 0, 0, 0, 0, 0].tolist()
+    store.verify()
+    # a run killed after its first chunk, resumed, writes the same bytes
+    monkeypatch.setattr(prep, "_load_reader", _view_reader(fail_on="x3"))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_split(items, out=tmp_path / "killed", **kw)
+    assert (tmp_path / "killed" / ".test.partial" / "chunk-00000.views.npy").is_file()
+    monkeypatch.setattr(prep, "_load_reader", _view_reader())
+    resumed = prepare_split(items, out=tmp_path / "killed", resume=True, **kw)
+    for name in (*STORE_FILES, "views.npy"):
+        assert filecmp.cmp(store.root / name, resumed.root / name, shallow=False), name
+    # another seed gives other views, and the same centre clips
+    other = prepare_split(items, out=tmp_path / "seed8", **{**kw, "seed": 8})
+    assert not np.array_equal(other.views, store.views) and np.array_equal(other.clips, store.clips)
+    # uniform views need no seed: evenly spaced clips
+    uniform = prepare_split(items, out=tmp_path / "uniform", **{**kw, "spec": spec.replace(test_sampling="uniform")})
+    assert np.asarray(uniform.views)[:, 0, 0, 0, 0, 0].tolist() == [0, 10, 20]
+    assert uniform.meta.extra["prepare"]["seed"] is None
+    # the training split of the same spec has no views
+    train = prepare_split(items, out=tmp_path / "tr", **{**kw, "split": "train"})
+    assert train.test_views == 0 and not (train.root / "views.npy").exists()
+
+
+def torch_close(batch, store: ClipStore, view: int, indices: list[int]) -> bool:
+    import torch
+
+    from videodd.data.store import normalize_uint8
+
+    raw = torch.from_numpy(np.asarray(store.views[view])[indices].copy())
+    return bool(torch.allclose(batch, normalize_uint8(raw, store.meta.mean, store.meta.std)))
+
+
+def test_the_published_spec_writes_three_views_the_same_with_two_workers(folder_dataset, tmp_path, capsys):
+    """Real decoding of 20-28 frame videos with ucf-16x112-published (at 32x32: squash 46x34)."""
+    args = ("folder", "--root", str(folder_dataset), "--chunk-size", "1", "--spec", "ucf-16x112-published",
+            "--size", "32")
+    tr1, te1 = prepare(*args, "--workers", "1", out=tmp_path / "w1", capsys=capsys)
+    prepare(*args, "--workers", "2", out=tmp_path / "w2", capsys=capsys)
+    same_stores(tmp_path / "w1", tmp_path / "w2")
+    assert filecmp.cmp(tmp_path / "w1" / "test" / "views.npy", tmp_path / "w2" / "test" / "views.npy", shallow=False)
+    assert te1.spec.resize == (46, 34) and te1.test_views == 3 and tr1.test_views == 0
+    assert te1.views.shape == (3, 3, 16, 32, 32, 3)
+    te1.verify()
+    starts = [[v["start"] for v in json.loads(line)["views"]]
+              for line in (te1.root / "sources.jsonl").read_text().splitlines()]
+    assert all(0 <= s <= 28 - 15 - 2 for row in starts for s in row) and len({tuple(r) for r in starts}) > 1

@@ -125,3 +125,57 @@ def test_a_corrupt_array_file_is_named_and_pickles_are_never_suggested(tmp_path)
             ClipStore(store.root)
         message = str(info.value)
         assert str(path) in message and "corrupt store file" in message and "allow_pickle" not in message
+
+
+def test_views_round_trip_fingerprint_and_verify(tmp_path):
+    clips, labels = tiny_clips(2, 3, seed=0)
+    views = np.stack([tiny_clips(2, 3, seed=s)[0] for s in (1, 2)])  # (K=2, N=6, T, H, W, C)
+    kw = dict(dataset="t", split="test", classes=["a", "b"], spec=TINY_SPEC)
+    plain = write_store(tmp_path / "plain", clips, labels, **kw)
+    store = write_store(tmp_path / "s", clips, labels, views=views, **kw)
+    assert plain.test_views == 0 and plain.views is None and not (plain.root / "views.npy").exists()
+    assert store.test_views == 2 and isinstance(store.views, np.memmap) and np.array_equal(store.views, views)
+    assert json.loads((store.root / "meta.json").read_text())["views"] == 2
+    assert store.fingerprint != plain.fingerprint  # the views are part of the digest
+    assert store.meta.mean == plain.meta.mean  # normalization from clips.npy alone
+    x = store.view_batch([4, 1], 1)
+    assert x.shape == (2, 3, *TINY_SPEC.shape) and torch.equal(x, normalize_uint8(
+        torch.from_numpy(views[1][[4, 1]]), store.meta.mean, store.meta.std))
+    assert not torch.equal(x, store.batch([4, 1]))
+    for bad in (2, -1):
+        with pytest.raises(StoreError, match=f"no view {bad}"):
+            store.view_batch([0], bad)
+    with pytest.raises(StoreError, match="no view 0"):
+        plain.view_batch([0], 0)
+    store.verify()
+    arr = np.load(store.root / "views.npy", mmap_mode="r+")
+    arr[1, 5, 0, 0, 0, 0] ^= 1  # one byte of the last view
+    arr.flush()
+    with pytest.raises(StoreError, match="fingerprint"):
+        ClipStore(store.root).verify()
+
+
+def test_views_must_match_the_clips_and_the_manifest(tmp_path):
+    clips, labels = tiny_clips(2, 3, seed=0)
+    kw = dict(dataset="t", split="test", classes=["a", "b"], spec=TINY_SPEC)
+    with pytest.raises(StoreError, match="views must be uint8"):
+        write_store(tmp_path / "a", clips, labels, views=clips[None, :5], **kw)
+    store = write_store(tmp_path / "s", clips, labels, views=clips[None], **kw)
+    np.save(store.root / "views.npy", np.concatenate([clips[None]] * 2))
+    with pytest.raises(StoreError, match="does not match the manifest"):
+        ClipStore(store.root)
+    (store.root / "views.npy").unlink()
+    with pytest.raises(StoreError, match="views.npy: missing"):
+        ClipStore(store.root)
+
+
+def test_published_preset_and_resize_validation():
+    pub = get_clip_spec("ucf-16x112-published")
+    assert pub.shape == (16, 112, 112) and pub.resize == (160, 120) and pub.short_policy == "stride_fit"
+    assert pub.test_views == 3 and ClipSpec.from_dict(pub.to_dict()) == pub
+    assert "resize" not in get_clip_spec("ucf-16x112").to_dict()  # old fingerprints stay as they were
+    assert ClipSpec(test_sampling="uniform", test_clips=1).test_views == 0
+    with pytest.raises(ValueError, match="exclusive"):
+        ClipSpec(size=32, resize=(40, 36), resize_short=36)
+    with pytest.raises(ValueError, match="each >= size"):
+        ClipSpec(size=32, resize=(40, 30))

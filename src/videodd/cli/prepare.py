@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_datasets(args: argparse.Namespace) -> int:
-    print("  dataset        spec        description\n" + dataset_help())
+    print(dataset_help(header=True))
     return 0
 
 

@@ -29,7 +29,8 @@ from PIL import Image
 from videodd.data.spec import ClipSpec
 from videodd.errors import VideoddError
 
-__all__ = ["DecodeError", "ClipInfo", "sample_indices", "read_clip", "list_frame_files", "IMAGE_SUFFIXES"]
+__all__ = ["DecodeError", "ClipInfo", "ShortVideoError", "sample_indices", "stride_fit", "read_clip",
+           "list_frame_files", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # swscale's BILINEAR widens its filter when shrinking, so 1080p -> 112 does not alias (FAST_BILINEAR
@@ -71,7 +72,7 @@ class ClipInfo:
             the legacy ``rotate`` tag: a portrait phone video reports 90.
         start: first source frame index used.
         stride: stride actually used (may be reduced by ``short_policy``).
-        short: ``None``, or the short-video policy applied ("loop", "pad", "reduce_stride").
+        short: ``None``, or the short-video policy applied ("loop", "pad", "reduce_stride", "stride_fit").
     """
 
     num_frames: int
@@ -86,6 +87,28 @@ class ClipInfo:
         d = dataclasses.asdict(self)
         d["source_size"] = list(self.source_size)
         return d
+
+
+class ShortVideoError(ValueError):
+    """A video too short for the clip spec's sampler (``stride_fit``); read_clip turns it into a DecodeError."""
+
+
+def stride_fit(num_frames: int, frames: int, stride: int) -> tuple[int, int]:
+    """The published stride and last start: ``(skip, last)``, 0-based starts in ``[0, last]``.
+
+    ``distill_utils/dataset.py:427-433``: ``skip = FRAME_GAP`` unless the video has fewer than
+    ``NUM_FRAMES * FRAME_GAP`` frames, then ``len // NUM_FRAMES``; the start is
+    ``np.random.randint(1, len - (NUM_FRAMES - 1) * skip)`` over the 1-based files ``frame000001.jpg``...,
+    an exclusive upper end: 1-based starts ``1 .. len - (T-1)*skip - 1``, so 0-based
+    ``0 .. len - (T-1)*skip - 2`` and the last frame is never used. Raises ShortVideoError for a video of
+    ``frames`` frames or fewer (the official code fails there too: a zero step, or an empty randint range).
+    """
+    skip = stride if num_frames >= frames * stride else num_frames // frames
+    last = num_frames - (frames - 1) * skip - 2
+    if skip < 1 or last < 0:
+        raise ShortVideoError(f"{num_frames} frames: the published sampler (short_policy 'stride_fit') needs more "
+                              f"than {frames} frames for a {frames}-frame clip")
+    return skip, last
 
 
 def sample_indices(
@@ -106,6 +129,8 @@ def sample_indices(
     ``loop`` takes indices modulo ``num_frames`` (start 0, or a random start for random sampling),
     ``pad`` starts at 0 and repeats the last frame, ``reduce_stride`` uses the largest stride that fits
     (placed by ``sampling`` as usual) and, if even stride 1 does not fit, stride 1 padded with the last frame.
+    ``stride_fit`` (the published sampler, every video) is :func:`published_frames`; a video it cannot
+    sample raises :class:`ShortVideoError`.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -127,6 +152,16 @@ def sample_indices(
             return int(round(clip_index * room / (num_clips - 1)))
         return room // 2
 
+    if spec.short_policy == "stride_fit":
+        stride, last = stride_fit(num_frames, t, stride)
+        if random:
+            start = int(rng.integers(0, last + 1))
+        elif sampling == "uniform" and num_clips > 1:
+            start = int(round(clip_index * last / (num_clips - 1)))
+        else:
+            start = last // 2
+        short = "stride_fit" if stride != spec.stride else None
+        return start + stride * steps, start, stride, short
     if (t - 1) * stride + 1 <= num_frames:
         start = place(stride)
         return start + stride * steps, start, stride, None
@@ -159,9 +194,10 @@ def read_clip(
 ) -> tuple[np.ndarray, ClipInfo]:
     """One clip uint8 (T, size, size, 3) from a video file (PyAV) or a folder of frames.
 
-    Resize: short side -> ``spec.resize_short`` (or ``spec.size`` when None), keeping aspect, then centre
-    crop ``size x size``. Rotation metadata is applied (portrait phone video comes out upright). Variable
-    frame rate: frames are indexed by decoded (presentation) order, not by timestamps * fps.
+    Resize: short side -> ``spec.resize_short`` (or ``spec.size`` when None), keeping aspect, or squashed to
+    ``spec.resize`` (width, height) when set, then centre crop ``size x size``. Rotation metadata is applied
+    (portrait phone video comes out upright). Variable frame rate: frames are indexed by decoded
+    (presentation) order, not by timestamps * fps.
     Folder of frames: files matching ``frame_template`` (e.g. ``"img_{:05d}.jpg"``, ``"frame{:06d}.jpg"``,
     or printf style ``"img_%05d.jpg"``; None = auto-detect, see :func:`list_frame_files`), sorted
     numerically, read with Pillow, only the sampled ones.
@@ -172,7 +208,10 @@ def read_clip(
     path = Path(path)
 
     def sample(n: int) -> tuple[np.ndarray, int, int, str | None]:
-        return sample_indices(n, spec, sampling, rng, clip_index=clip_index, num_clips=num_clips)
+        try:
+            return sample_indices(n, spec, sampling, rng, clip_index=clip_index, num_clips=num_clips)
+        except ShortVideoError as err:
+            raise DecodeError(path, f"too short: {err}") from None
 
     if path.is_dir():
         return _read_folder(path, spec, sample, frame_template)
@@ -189,6 +228,13 @@ def read_clip(
 
 
 # ----------------------------------------------------------------------------------------- geometry
+
+
+def _target_size(width: int, height: int, spec: ClipSpec) -> tuple[int, int]:
+    """(w, h) to resize a displayed ``width x height`` frame to before the centre crop."""
+    if spec.resize is not None:
+        return spec.resize
+    return _resized_size(width, height, spec.resize_short or spec.size)
 
 
 def _resized_size(width: int, height: int, short: int) -> tuple[int, int]:
@@ -222,7 +268,7 @@ def _convert(frame: av.VideoFrame, stream: av.VideoStream, spec: ClipSpec) -> tu
     """Decoded frame -> (cropped uint8 (size, size, 3), clockwise rotation, displayed (w, h))."""
     rot = _rotation_cw(frame, stream)
     w, h = (frame.height, frame.width) if rot in (90, 270) else (frame.width, frame.height)
-    rw, rh = _resized_size(w, h, spec.resize_short or spec.size)
+    rw, rh = _target_size(w, h, spec)
     if rot in (90, 270):  # resize in coded orientation, then turn the small image
         rw, rh = rh, rw
     img = frame.reformat(width=rw, height=rh, format="rgb24", interpolation=_INTERPOLATION).to_ndarray()
@@ -374,7 +420,7 @@ def list_frame_files(folder: str | Path, template: str | None = None) -> list[Pa
 def _load_image(path: Path, spec: ClipSpec) -> tuple[np.ndarray, tuple[int, int]]:
     with Image.open(path) as img:
         size = img.size
-        rw, rh = _resized_size(*size, spec.resize_short or spec.size)
+        rw, rh = _target_size(*size, spec)
         img.draft("RGB", (rw, rh))  # JPEG: decode at a reduced scale that is still >= the target
         rgb = img.convert("RGB").resize((rw, rh), _PIL_RESAMPLE)
     return np.ascontiguousarray(_center_crop(np.asarray(rgb), spec.size)), size

@@ -8,6 +8,7 @@ Work folder ``OUT/.<split>.partial/`` while a split is being prepared::
 
     settings.json       what is being prepared; resuming with other settings is refused
     chunk-00000.npy     uint8 (n_ok, T, H, W, 3): the clips of videos [0, K) that decoded
+    chunk-00000.views.npy  uint8 (n_ok, V, T, H, W, 3): their V test views (only when the spec asks for them)
     chunk-00000.json    their labels, source ids, ClipInfo, and the failures (written last: the "done" marker)
 
 Each chunk is written atomically by a worker, so a killed run leaves only whole chunks and
@@ -22,8 +23,12 @@ are reported in ``PrepareSummary`` and never written into the store.
 
 Sampling: training clips follow ``spec.train_sampling`` (``cached_random``: one random clip per
 video drawn here; ``random`` is stored the same way, since a store holds fixed clips; ``center``).
-Test clips are the deterministic centre clip: the store holds one clip per video, so
-``test_sampling="uniform"`` with ``test_clips > 1`` is refused.
+The test store's ``clips.npy`` holds the deterministic centre clip of each video. A spec with test views
+(``ClipSpec.test_views`` V > 0: ``test_sampling`` ``random``, or ``uniform`` with several clips) also gets
+``views.npy`` (V, N, T, H, W, 3): view ``k`` of video ``i`` starts at a draw of
+``np.random.default_rng([seed, i, k])`` (``random``; the published test reads a new random start at every
+read, ``distill_utils/dataset.py:432-433``, fixed here so every evaluation sees the same views) or at the
+``k``-th of V evenly spaced starts (``uniform``).
 """
 
 from __future__ import annotations
@@ -87,13 +92,17 @@ class PrepareSummary:
 
 # -- settings of a split: what a resume must match ------------------------------------------------
 def _sampling(spec: ClipSpec, split: str) -> str:
-    """read_clip's sampling for this split (a store holds fixed clips: per-read random is cached)."""
+    """read_clip's sampling of the clips.npy clip of this split (a store holds fixed clips: per-read random
+    is cached); the test clip is always the centre one, its other clips are views (:func:`_views`)."""
     if split == "train":
         return "center" if spec.train_sampling == "center" else "random"
-    if spec.test_sampling == "uniform" and spec.test_clips > 1:
-        raise PrepareError(f"test_sampling 'uniform' with test_clips={spec.test_clips}: a ClipStore holds one "
-                           "clip per video; prepare supports the centre test clip only")
     return "center"
+
+
+def _views(spec: ClipSpec, split: str) -> tuple[int, str | None]:
+    """(views per video, read_clip sampling of the views): test stores only."""
+    views = spec.test_views if split == "test" else 0
+    return views, (spec.test_sampling if views else None)
 
 
 def _settings(items: Sequence[VideoItem], *, classes: list[str], spec: ClipSpec, dataset: str, split: str,
@@ -101,6 +110,8 @@ def _settings(items: Sequence[VideoItem], *, classes: list[str], spec: ClipSpec,
     """Everything that decides the store's bytes (the video list by id and label, not by absolute path,
     so a dataset moved to another disk can still be resumed)."""
     sampling = _sampling(spec, split)
+    views, view_sampling = _views(spec, split)
+    seeded = sampling == "random" or view_sampling == "random"
     h = hashlib.sha256()
     for item in items:
         h.update(f"{item.source_id}\t{item.label}\n".encode())
@@ -111,7 +122,8 @@ def _settings(items: Sequence[VideoItem], *, classes: list[str], spec: ClipSpec,
         "classes": list(classes),
         "spec": spec.to_dict(),
         "sampling": sampling,
-        "seed": int(seed) if sampling == "random" else None,  # the centre clip does not depend on it
+        "seed": int(seed) if seeded else None,  # the centre clip does not depend on it
+        **({"views": views, "view_sampling": view_sampling} if views else {}),  # absent: old settings unchanged
         "frame_template": frame_template,
         "videos": len(items),
         "videos_sha256": h.hexdigest(),
@@ -142,6 +154,10 @@ def _work_dir(out: Path, split: str) -> Path:
 
 def _chunk_paths(work: Path, index: int) -> tuple[Path, Path]:
     return work / f"chunk-{index:05d}.npy", work / f"chunk-{index:05d}.json"
+
+
+def _chunk_views_path(work: Path, index: int) -> Path:
+    return work / f"chunk-{index:05d}.views.npy"
 
 
 def _chunk_done(work: Path, index: int) -> bool:
@@ -196,6 +212,8 @@ class _ChunkTask:
     seed: int
     frame_template: str | None
     threads: int | None  # decoder threads: 1 inside a pool (the pool is the parallelism), FFmpeg's default alone
+    views: int = 0  # test views per video (0: none)
+    view_sampling: str | None = None  # read_clip sampling of the views
 
 
 def _load_reader() -> tuple[Callable[..., Any], type[BaseException]]:
@@ -207,19 +225,33 @@ def _load_reader() -> tuple[Callable[..., Any], type[BaseException]]:
 
 def _read_one(read_clip: Callable[..., Any], decode_error: type[BaseException], task: _ChunkTask, spec: ClipSpec,
               index: int, path: str) -> tuple[np.ndarray | None, dict[str, Any] | None, str | None]:
-    """(clip, info, None) or (None, None, reason)."""
+    """(clip, info, None) or (None, None, reason); with views, clip is (1 + V, T, H, W, 3): the clip, then
+    its views, and ``info["views"]`` their starts and strides."""
     rng = np.random.default_rng([task.seed, index]) if task.sampling == "random" else None
-    try:
-        clip, info = read_clip(path, spec, sampling=task.sampling, rng=rng, frame_template=task.frame_template,
-                               threads=task.threads)
-    except decode_error as err:
-        return None, None, str(getattr(err, "reason", err))
-    except Exception as err:  # noqa: BLE001 - one odd file must not end a day-long prepare; it is recorded
-        return None, None, f"unexpected {type(err).__name__}: {err}"
+    reads: list[dict[str, Any]] = [{"sampling": task.sampling, "rng": rng}]
+    for k in range(task.views):
+        if task.view_sampling == "random":
+            reads.append({"sampling": "random", "rng": np.random.default_rng([task.seed, index, k])})
+        else:
+            reads.append({"sampling": "uniform", "clip_index": k, "num_clips": task.views})
+    clips, infos = [], []
     expected = (*spec.shape, 3)
-    if clip.dtype != np.uint8 or clip.shape != expected:
-        return None, None, f"decoder returned {clip.dtype} {clip.shape}, expected uint8 {expected}"
-    return clip, info.to_dict(), None
+    for read in reads:
+        try:
+            clip, info = read_clip(path, spec, frame_template=task.frame_template, threads=task.threads, **read)
+        except decode_error as err:
+            return None, None, str(getattr(err, "reason", err))
+        except Exception as err:  # noqa: BLE001 - one odd file must not end a day-long prepare; it is recorded
+            return None, None, f"unexpected {type(err).__name__}: {err}"
+        if clip.dtype != np.uint8 or clip.shape != expected:
+            return None, None, f"decoder returned {clip.dtype} {clip.shape}, expected uint8 {expected}"
+        clips.append(clip)
+        infos.append(info.to_dict())
+    info = infos[0]
+    if task.views:
+        info["views"] = [{"start": v["start"], "stride": v["stride"]} for v in infos[1:]]
+        return np.stack(clips), info, None
+    return clips[0], info, None
 
 
 def _process_chunk(task: _ChunkTask) -> tuple[int, int]:
@@ -237,12 +269,20 @@ def _process_chunk(task: _ChunkTask) -> tuple[int, int]:
         record["labels"].append(label)
         record["source_ids"].append(source_id)
         record["infos"].append(info)
-    array = np.stack(clips) if clips else np.zeros((0, *spec.shape, 3), dtype=np.uint8)
+    shape = (1 + task.views, *spec.shape, 3) if task.views else (*spec.shape, 3)
+    array = np.stack(clips) if clips else np.zeros((0, *shape), dtype=np.uint8)  # (n_ok, [1 + V,] T, H, W, 3)
     npy, meta = _chunk_paths(Path(task.work), task.index)
-    with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array)  # a file handle: np.save would append ".npy" to the temporary name
+    if task.views:
+        _save_npy(_chunk_views_path(Path(task.work), task.index), array[:, 1:])
+        array = array[:, 0]
+    _save_npy(npy, array)
     write_json(meta, record)  # last: its presence marks the chunk done
     return len(task.items), len(clips)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array))  # a file handle: np.save would append ".npy" to the temporary name
 
 
 def _spawn_can_start() -> bool:
@@ -359,25 +399,43 @@ def _short_counts(records: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _assemble(work: Path, records: list[dict[str, Any]], store_dir: Path, *, spec: ClipSpec, labels: np.ndarray,
-              manifest: dict[str, Any]) -> StoreMeta:
-    """Stream the chunk files into ``store_dir/clips.npy`` (a memmap), then labels and manifest, atomically."""
+              manifest: dict[str, Any], views: int = 0) -> StoreMeta:
+    """Stream the chunk files into ``store_dir/clips.npy`` (a memmap) and, with ``views``, ``views.npy``, then
+    labels and manifest, atomically."""
     shape = (len(labels), *spec.shape, 3)
     with atomic_dir(store_dir) as tmp:
         clips = np.lib.format.open_memmap(tmp / "clips.npy", mode="w+", dtype=np.uint8, shape=shape)
+        out_views = (np.lib.format.open_memmap(tmp / "views.npy", mode="w+", dtype=np.uint8, shape=(views, *shape))
+                     if views else None)
         pos = 0
         for i, record in enumerate(records):
-            part = np.load(_chunk_paths(work, i)[0], mmap_mode="r", allow_pickle=False)
-            if len(part) != len(record["labels"]):
-                raise PrepareError(f"{_chunk_paths(work, i)[0]}: {len(part)} clips for {len(record['labels'])} "
-                                   "labels; delete it and rerun with --resume")
+            part = _load_chunk(_chunk_paths(work, i)[0], (len(record["labels"]), *shape[1:]))
             clips[pos : pos + len(part)] = part
+            if out_views is not None:
+                part_views = _load_chunk(_chunk_views_path(work, i), (len(part), views, *shape[1:]))
+                out_views[:, pos : pos + len(part)] = part_views.swapaxes(0, 1)  # (n, V, ...) -> (V, n, ...)
             pos += len(part)
         clips.flush()
+        if out_views is not None:
+            out_views.flush()
         np.save(tmp / "labels.npy", labels)
-        meta = write_manifest(tmp, clips, labels, spec=spec, **manifest)
+        meta = write_manifest(tmp, clips, labels, spec=spec, views=out_views, **manifest)
         _write_clip_sources(tmp / "sources.jsonl", records)
-        del clips  # close the memmap before the folder is renamed
+        del clips, out_views  # close the memmaps before the folder is renamed
     return meta
+
+
+def _load_chunk(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A chunk array (memory-mapped) that must have ``shape`` (its clip count is the record's label count)."""
+    try:
+        part = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise PrepareError(f"{path}: unreadable chunk ({err}); delete it and its .json and rerun with "
+                           "--resume") from None
+    if part.shape != shape:
+        raise PrepareError(f"{path}: shape {part.shape}, expected {shape} from its record; delete it and rerun "
+                           "with --resume")
+    return part
 
 
 def _write_clip_sources(path: Path, records: list[dict[str, Any]]) -> None:
@@ -473,17 +531,31 @@ def _write_split(work: Path, records: list[dict[str, Any]], items: Sequence[Vide
                          "seed": settings["seed"], "frame_template": settings["frame_template"],
                          "videos": len(items), "missing": len(missing_failures),
                          "short_videos": _short_counts(records),
+                         **_views_extra(settings),
                          **({"dropped_classes": dropped} if dropped else {})}}
-    _assemble(work, records, store_dir, spec=spec, labels=labels, manifest={
+    _assemble(work, records, store_dir, spec=spec, labels=labels, views=settings.get("views", 0), manifest={
         "dataset": settings["dataset"], "split": settings["split"], "classes": list(classes),
         "mean": None if mean is None else list(mean), "std": None if std is None else list(std),
         "source_ids": [s for r in records for s in r["source_ids"]], "failures": failures, "extra": extra})
+
+
+def _views_extra(settings: dict[str, Any]) -> dict[str, Any]:
+    """What meta.json says about the views (nothing without views)."""
+    if not settings.get("views"):
+        return {}
+    how = ("np.random.default_rng([seed, i, k]).integers over the spec's start range (i: the video's index in "
+           "the split's list, k: the view)" if settings["view_sampling"] == "random"
+           else "the k-th of the views' evenly spaced starts")
+    return {"views": {"count": settings["views"], "file": "views.npy", "shape": "(K, N, T, H, W, C)",
+                      "sampling": settings["view_sampling"], "seed": settings["seed"], "starts": how,
+                      "flip": "none (a read-time flip is the protocol's)"}}
 
 
 def _task(work: Path, index: int, items: Sequence[VideoItem], first: int, spec: ClipSpec, settings: dict[str, Any],
           seed: int, threads: int | None) -> _ChunkTask:
     return _ChunkTask(work=str(work), index=index, spec=spec.to_dict(), sampling=settings["sampling"], seed=int(seed),
                       frame_template=settings["frame_template"], threads=threads,
+                      views=int(settings.get("views", 0)), view_sampling=settings.get("view_sampling"),
                       items=tuple((first + k, str(it.path), int(it.label), it.source_id) for k, it in enumerate(items)))
 
 

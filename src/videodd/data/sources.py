@@ -86,10 +86,11 @@ def call_source(name: str, out_dir: str | Path, *, force: bool = False, **option
         return ClipStore(out / "train"), ClipStore(out / "test")
 
 
-def dataset_help() -> str:
-    """One line per dataset: name, default clip spec, description (for `videodd datasets` and --help)."""
-    lines = []
-    for name in SOURCES:
-        spec = default_spec(name) or ""
-        lines.append(f"  {name:14s} {spec:11s} {SOURCES.doc(name)}")
+def dataset_help(header: bool = False) -> str:
+    """One line per dataset: name, default clip spec, description (for `videodd datasets` and --help);
+    ``header``: a first line naming the columns."""
+    specs = {name: default_spec(name) or "" for name in SOURCES}
+    width = max(len("spec"), *(len(s) for s in specs.values()))
+    lines = [f"  {'dataset':14s} {'spec':{width}s} description"] if header else []
+    lines += [f"  {name:14s} {spec:{width}s} {SOURCES.doc(name)}" for name, spec in specs.items()]
     return "\n".join(lines)

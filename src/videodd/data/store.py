@@ -4,6 +4,8 @@ Layout of a store folder::
 
     clips.npy    uint8 (N, T, H, W, C), memory-mapped on open
     labels.npy   int64 (N,)
+    views.npy    optional, uint8 (K, N, T, H, W, C): K more clips of each video (a test store whose spec
+                 asks for several test clips: ``ClipSpec.test_views``); ``meta.views`` = K
     meta.json    dataset, split, classes, ClipSpec, mean/std, fingerprint, source ids, failures
 """
 
@@ -47,6 +49,7 @@ class StoreMeta:
     failures: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = STORE_FORMAT_VERSION
+    views: int = 0  # K of views.npy (0: the store has no views)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,7 @@ class StoreMeta:
             "std": list(self.std),
             "fingerprint": self.fingerprint,
             "num_clips": self.num_clips,
+            "views": self.views,
             "source_ids": list(self.source_ids),
             "failures": list(self.failures),
             "extra": dict(self.extra),
@@ -79,6 +83,7 @@ class StoreMeta:
             failures=list(data.get("failures", [])),
             extra=dict(data.get("extra", {})),
             format_version=int(data.get("format_version", STORE_FORMAT_VERSION)),
+            views=int(data.get("views", 0)),
         )
 
 
@@ -104,15 +109,25 @@ def compute_mean_std(clips: np.ndarray, chunk: int = 256) -> tuple[list[float], 
     return mean.tolist(), std.tolist()
 
 
-def fingerprint_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec) -> str:
-    """sha256 of the clip bytes, labels, class names and spec (first 16 hex digits)."""
+def fingerprint_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec,
+                       views: np.ndarray | None = None) -> str:
+    """sha256 of the clip bytes, labels, class names, spec and the views when there are any (first 16 hex
+    digits; a store without views has the digest it had before views existed)."""
     h = hashlib.sha256()
     h.update(json.dumps({"classes": classes, "spec": spec.to_dict()}, sort_keys=True).encode())
     h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    _hash_clips(h, clips)
+    if views is not None and len(views):
+        h.update(f"views {list(views.shape)}".encode())
+        for view in views:  # (N, T, H, W, C) each
+            _hash_clips(h, view)
+    return h.hexdigest()[:16]
+
+
+def _hash_clips(h: Any, clips: np.ndarray) -> None:
     block = _clips_per_block(clips)  # the digest does not depend on the block size (sha256 streams)
     for start in range(0, len(clips), block):
         h.update(np.ascontiguousarray(clips[start : start + block]).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _clips_per_block(clips: np.ndarray, budget_bytes: int = 64 << 20) -> int:
@@ -121,8 +136,13 @@ def _clips_per_block(clips: np.ndarray, budget_bytes: int = 64 << 20) -> int:
     return max(1, min(256, budget_bytes // max(1, per_clip)))
 
 
-def check_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec) -> None:
-    """Raise StoreError unless clips are uint8 ``(N, *spec.shape, C)`` with N labels in ``[0, len(classes))``."""
+def check_arrays(clips: np.ndarray, labels: np.ndarray, classes: list[str], spec: ClipSpec,
+                 views: np.ndarray | None = None) -> None:
+    """Raise StoreError unless clips are uint8 ``(N, *spec.shape, C)`` with N labels in ``[0, len(classes))``
+    and views, when given, uint8 ``(K, N, *spec.shape, C)``."""
+    if views is not None and (views.dtype != np.uint8 or views.ndim != 6 or views.shape[1:] != clips.shape):
+        raise StoreError(f"views must be uint8 (K, *clips.shape) = (K, {', '.join(map(str, clips.shape))}), got "
+                         f"{views.dtype} {views.shape}")
     if clips.dtype != np.uint8 or clips.ndim != 5:
         raise StoreError(f"clips must be uint8 (N, T, H, W, C), got {clips.dtype} {clips.shape}")
     if clips.shape[1:4] != spec.shape:
@@ -147,11 +167,13 @@ def write_manifest(
     source_ids: list[str] | None = None,
     failures: list[dict[str, str]] | None = None,
     extra: dict[str, Any] | None = None,
+    views: np.ndarray | None = None,
 ) -> StoreMeta:
     """Write ``folder/meta.json`` for clips and labels already in (or about to be moved into) ``folder``.
 
     Shared by ``write_store`` (arrays in memory) and ``prepare`` (a memmap assembled from chunks), so
-    both give the same mean/std, fingerprint and manifest bytes for the same clips.
+    both give the same mean/std, fingerprint and manifest bytes for the same clips. ``views``: the
+    ``(K, N, T, H, W, C)`` array of ``views.npy`` (fingerprinted; mean/std come from ``clips`` alone).
     """
     if mean is None or std is None:
         mean, std = compute_mean_std(clips, chunk=_clips_per_block(clips, 8 << 20))  # float64 copies: 8x
@@ -162,8 +184,9 @@ def write_manifest(
         spec=spec,
         mean=list(mean),
         std=list(std),
-        fingerprint=fingerprint_arrays(clips, labels, list(classes), spec),
+        fingerprint=fingerprint_arrays(clips, labels, list(classes), spec, views),
         num_clips=len(clips),
+        views=0 if views is None else len(views),
         source_ids=list(source_ids or []),
         failures=list(failures or []),
         extra=dict(extra or {}),
@@ -186,6 +209,7 @@ def write_store(
     source_ids: list[str] | None = None,
     failures: list[dict[str, str]] | None = None,
     extra: dict[str, Any] | None = None,
+    views: np.ndarray | None = None,
 ) -> ClipStore:
     """Write a ClipStore atomically (the folder appears whole or not at all).
 
@@ -194,15 +218,19 @@ def write_store(
         labels: integer class indices ``(N,)`` into ``classes``.
         mean, std: normalization; computed from ``clips`` when omitted (pass the training
             store's values when writing a test store).
+        views: optional uint8 ``(K, N, T, H, W, C)``: K more clips of each video (``views.npy``).
     """
     clips = np.asarray(clips)
     labels = np.asarray(labels, dtype=np.int64)
-    check_arrays(clips, labels, classes, spec)
+    views = None if views is None or len(views) == 0 else np.asarray(views)
+    check_arrays(clips, labels, classes, spec, views)
     with atomic_dir(root) as tmp:
         np.save(tmp / "clips.npy", clips)
         np.save(tmp / "labels.npy", labels)
+        if views is not None:
+            np.save(tmp / "views.npy", views)
         write_manifest(tmp, clips, labels, dataset=dataset, split=split, classes=classes, spec=spec, mean=mean,
-                       std=std, source_ids=source_ids, failures=failures, extra=extra)
+                       std=std, source_ids=source_ids, failures=failures, extra=extra, views=views)
     return ClipStore(root)
 
 
@@ -221,7 +249,8 @@ def _load_array(path: Path, *, mmap: bool = False) -> np.ndarray:
 class ClipStore:
     """A prepared split: uint8 clips memory-mapped from ``clips.npy``, labels and manifest.
 
-    ``batch(indices)`` returns normalized float videos ``(N, C, T, H, W)``.
+    ``batch(indices)`` returns normalized float videos ``(N, C, T, H, W)``; a store with views
+    (``test_views`` K > 0) also gives ``view_batch(indices, view)``, the same from ``views.npy``.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -246,6 +275,15 @@ class ClipStore:
             )
         if self.labels.shape != (self.meta.num_clips,):
             raise StoreError(f"{self.root / 'labels.npy'}: {self.labels.shape} labels for {expected[0]} clips")
+        self.views: np.ndarray | None = None
+        if self.meta.views:
+            path = self.root / "views.npy"
+            if not path.is_file():
+                raise StoreError(f"{path}: missing; the manifest says the store has {self.meta.views} views")
+            self.views = _load_array(path, mmap=True)
+            if self.views.dtype != np.uint8 or self.views.shape != (self.meta.views, *self.clips.shape):
+                raise StoreError(f"{path}: shape {self.views.shape} {self.views.dtype} does not match the manifest "
+                                 f"(K, N, T, H, W, C) = {(self.meta.views, *self.clips.shape)} uint8")
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -272,6 +310,11 @@ class ClipStore:
     @property
     def fingerprint(self) -> str:
         return self.meta.fingerprint
+
+    @property
+    def test_views(self) -> int:
+        """K, the views per video in ``views.npy`` (0: the store has none)."""
+        return int(self.meta.views)
 
     @property
     def nbytes(self) -> int:
@@ -313,6 +356,21 @@ class ClipStore:
         raw[order] = self.clips[idx[order]]
         return normalize_uint8(torch.from_numpy(raw).to(device), self.meta.mean, self.meta.std)
 
+    def view_batch(self, indices: np.ndarray | list[int] | torch.Tensor, view: int,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
+        """Normalized float32 videos ``(n, C, T, H, W)`` of view ``view`` (0 <= view < ``test_views``) of the
+        given videos, normalized like :meth:`batch`."""
+        import torch
+
+        if self.views is None or not 0 <= view < self.test_views:
+            raise StoreError(f"{self.root}: no view {view}; the store has {self.test_views} views per video "
+                             "(prepare with a spec whose test_sampling is 'random' and test_clips >= 1)")
+        idx = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")  # sorted reads are faster on a memmap
+        raw = np.empty((len(idx), *self.clips.shape[1:]), dtype=np.uint8)
+        raw[order] = self.views[view][idx[order]]
+        return normalize_uint8(torch.from_numpy(raw).to(device), self.meta.mean, self.meta.std)
+
     def raw(self, indices: np.ndarray | list[int]) -> torch.Tensor:
         """The uint8 clips ``(n, T, H, W, C)`` as stored, for the given indices (a copy)."""
         import torch
@@ -332,11 +390,11 @@ class ClipStore:
     # -- checks ------------------------------------------------------------------------------
     def verify(self) -> None:
         """Recompute the fingerprint; raise StoreError if the data changed on disk."""
-        actual = fingerprint_arrays(self.clips, self.labels, self.classes, self.spec)
+        actual = fingerprint_arrays(self.clips, self.labels, self.classes, self.spec, self.views)
         if actual != self.meta.fingerprint:
             raise StoreError(
                 f"{self.root}: fingerprint {actual} does not match the manifest's {self.meta.fingerprint}; "
-                "the clips or labels were changed after prepare"
+                "the clips, views or labels were changed after prepare"
             )
 
     def check_compatible(self, *, classes: list[str], spec: ClipSpec, what: str) -> None:

@@ -94,8 +94,9 @@ def resolve_spec(dataset: str, spec: str | ClipSpec | None = None, frames: int |
                  size: int | None = None) -> ClipSpec:
     """The dataset's default preset (or ``spec``) with ``frames``/``size`` overrides.
 
-    A new ``size`` scales ``resize_short`` with it (ucf-16x112 resizes to 128 then crops 112; at
-    ``size=56`` it resizes to 64), so the crop keeps covering the same part of the frame.
+    A new ``size`` scales ``resize_short`` or ``resize`` with it (ucf-16x112 resizes to 128 then crops 112; at
+    ``size=56`` it resizes to 64; ucf-16x112-published squashes to 160x120, at ``size=56`` to 80x60), so the
+    crop keeps covering the same part of the frame.
     """
     from videodd.data.prepare import PrepareError
 
@@ -107,6 +108,8 @@ def resolve_spec(dataset: str, spec: str | ClipSpec | None = None, frames: int |
         changes["size"] = size
         if base.resize_short is not None:
             changes["resize_short"] = max(size, round(size * base.resize_short / base.size))
+        if base.resize is not None:
+            changes["resize"] = tuple(max(size, round(size * side / base.size)) for side in base.resize)
     try:
         return base.replace(**changes) if changes else base
     except ValueError as err:  # e.g. --frames 0

@@ -88,7 +88,7 @@ def index_hmdb51(root: str | Path, split: int = 1, annotations: str | Path | Non
 
 # -- sources: each takes the layout options it needs plus the decoding options (base.DECODE_OPTIONS)
 @register_dataset("hmdb51", "HMDB51, official testTrainMulti_7030_splits split 1-3 (--root, --split)",
-                  default_spec="ucf-16x112")
+                  default_spec="ucf-16x112-published")
 def hmdb51_source(out_dir: str | Path, *, root: str | None = None, annotations: str | None = None,
                   split: int | None = None, **decode: Any) -> tuple[ClipStore, ClipStore]:
     index = index_hmdb51(_need(root, "--root", "hmdb51"), split=split or 1, annotations=annotations)
@@ -96,7 +96,7 @@ def hmdb51_source(out_dir: str | Path, *, root: str | None = None, annotations: 
 
 
 @register_dataset("hmdb51-vdsd", "HMDB51, 2024 static-dynamic paper variant: train = every non-test video of the split",
-                  default_spec="ucf-16x112")
+                  default_spec="ucf-16x112-published")
 def hmdb51_vdsd_source(out_dir: str | Path, *, root: str | None = None, annotations: str | None = None,
                        split: int | None = None, **decode: Any) -> tuple[ClipStore, ClipStore]:
     index = index_hmdb51(_need(root, "--root", "hmdb51-vdsd"), split=split or 1, annotations=annotations,

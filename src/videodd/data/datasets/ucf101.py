@@ -175,7 +175,7 @@ def index_miniucf(root: str | Path, annotations: str | Path | None = None, *,
 
 # -- sources: each takes the layout options it needs plus the decoding options (base.DECODE_OPTIONS)
 @register_dataset("ucf101", "UCF101, official ucfTrainTestlist splits 1-3 (--root, --split)",
-                  default_spec="ucf-16x112")
+                  default_spec="ucf-16x112-published")
 def ucf101_source(out_dir: str | Path, *, root: str | None = None, annotations: str | None = None,
                   split: int | None = None, **decode: Any) -> tuple[ClipStore, ClipStore]:
     index = index_ucf101(_need(root, "--root", "ucf101"), split=split or 1, annotations=annotations)
@@ -183,7 +183,7 @@ def ucf101_source(out_dir: str | Path, *, root: str | None = None, annotations: 
 
 
 @register_dataset("miniucf", "MiniUCF: UCF101 split 1 restricted to its 50 classes (--root)",
-                  default_spec="ucf-16x112")
+                  default_spec="ucf-16x112-published")
 def miniucf_source(out_dir: str | Path, *, root: str | None = None, annotations: str | None = None,
                    **decode: Any) -> tuple[ClipStore, ClipStore]:
     index = index_miniucf(_need(root, "--root", "miniucf"), annotations=annotations)
