@@ -28,10 +28,11 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._docs: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
 
     def register(self, name: str, doc: str | None = None) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
-            if name in self._items:
+            if name in self._items or name in self._aliases:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
             text = doc if doc is not None else (getattr(obj, "__doc__", None) or "")
@@ -40,9 +41,21 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def alias(self, name: str, target: str) -> None:
+        """Make ``name`` another name of the registered ``target``: ``get(name)`` returns ``target``'s object
+        (which keeps its own name); ``names()`` lists only ``target``."""
+        self.get(target)
+        if name in self._items or name in self._aliases:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._aliases[name] = target
+
+    def aliases(self) -> dict[str, str]:
+        """alias -> registered name."""
+        return dict(self._aliases)
+
     def get(self, name: str) -> T:
         try:
-            return self._items[name]
+            return self._items[self._aliases.get(name, name)]
         except KeyError:
             valid = ", ".join(sorted(self._items)) or "(none registered)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}") from None
@@ -50,13 +63,13 @@ class Registry(Generic[T]):
     def doc(self, name: str) -> str:
         """First line of the registered object's docstring."""
         self.get(name)
-        return self._docs[name]
+        return self._docs[self._aliases.get(name, name)]
 
     def names(self) -> list[str]:
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -23,8 +23,9 @@ class TableRow:
 
 
 def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -> list[TableRow]:
-    """The method's row (and its row with its own evaluation augmentation, if any) followed by its references'
-    rows.
+    """The method's row (and its row with its own evaluation augmentation, if any; and its test-selected row,
+    named ``METHOD [test-selected, as published: optimistic: SNAPSHOT]``, when the report has one) followed by
+    its references' rows. :func:`method_rows` says how many rows are the method's.
 
     A set whose kind reports an equivalent IPC (a latent set: its latent bytes over one IPC of
     float32 pixels) shows it in the IPC cell, e.g. ``12 (= 0.98 px)``.
@@ -39,6 +40,10 @@ def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -
     ]
     for name, summary in report.augmented.items():  # the method's own evaluation augmentation (its second row)
         rows.append(TableRow(name, ipc, summary, report.storage_bytes, report.compression_ratio,
+                             all_in_bytes=report.all_in_bytes))
+    selected = report.test_selected_summary
+    if selected is not None:  # chosen on test: its own row, labelled, never in place of the method's
+        rows.append(TableRow(report.test_selected_name, ipc, selected, report.storage_bytes, report.compression_ratio,
                              all_in_bytes=report.all_in_bytes))
     for name, summary in report.references.items():
         ref_ipc: int | str = summary.info.get("ipc", report.ipc)
@@ -56,6 +61,11 @@ def rows_from_report(report: EvalReport, distill_seconds: float | None = None) -
         compression = report.full_train_bytes / stored if stored else None
         rows.append(TableRow(name, ref_ipc, summary, stored, compression, all_in_bytes=stored))
     return rows
+
+
+def method_rows(report: EvalReport) -> int:
+    """How many of :func:`rows_from_report`'s rows are the method's own (the rest are references)."""
+    return 1 + len(report.augmented) + (report.test_selected is not None)
 
 
 def markdown_table(rows: list[TableRow]) -> str:

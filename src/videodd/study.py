@@ -36,7 +36,7 @@ from videodd.errors import ConfigError
 from videodd.evaluate import EvalReport
 from videodd.export import select
 from videodd.io import atomic_path
-from videodd.report import TableRow, markdown_table, rows_from_report
+from videodd.report import TableRow, markdown_table, method_rows, rows_from_report
 
 FIGSIZE, DPI = (7.0, 4.5), 100  # every plot is 700 x 450 pixels
 
@@ -63,14 +63,14 @@ class StudyResult:
 
 
 # -- gathering ----------------------------------------------------------------------------------------
-def _report_dicts(data: Any) -> list[dict[str, Any]]:
+def report_dicts(data: Any) -> list[dict[str, Any]]:
     """Every dict inside ``data`` that is an EvalReport's JSON."""
     if isinstance(data, dict):
         if {"method", "ipc", "result", "references", "storage_bytes"} <= set(data):
             return [data]
-        return [r for v in data.values() for r in _report_dicts(v)]
+        return [r for v in data.values() for r in report_dicts(v)]
     if isinstance(data, list):
-        return [r for v in data for r in _report_dicts(v)]
+        return [r for v in data for r in report_dicts(v)]
     return []
 
 
@@ -101,7 +101,7 @@ def load_entries(paths: Sequence[str | Path]) -> list[StudyEntry]:
             data = json.loads(json_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ConfigError(f"{json_path}: not a JSON file ({err})") from None
-        reports = _report_dicts(data)
+        reports = report_dicts(data)
         if not reports:
             raise ConfigError(f"{json_path}: holds no evaluation report")
         for r in reports:
@@ -253,7 +253,7 @@ def study_rows(entries: list[StudyEntry]) -> list[TableRow]:
     methods, refs = [], {}
     for e in entries:
         rows = rows_from_report(e.report)
-        own = 1 + len(e.report.augmented)  # the method's rows: the protocol's, then with its own augmentation
+        own = method_rows(e.report)  # the protocol's, with its own augmentation, test-selected (labelled)
         methods += rows[:own]
         for row in rows[own:]:
             refs.setdefault(f"{row.name}/{row.ipc}", row)
@@ -279,6 +279,10 @@ def build_study(entries: list[StudyEntry], out: str | Path, *, title: str | None
              "top-1 is mean ± std over the evaluation runs. *storage* is what the set stores; *all-in* adds what "
              "using it needs outside the file (a latent set's decoder). *same bytes* rows spend the method's "
              "stored bytes on real clips instead: uint8, or H.264 at the best quality that fits.", ""]
+    if any(e.report.test_selected is not None for e in entries):
+        lines[-1:-1] = ["Rows marked *[test-selected, as published: optimistic]* are the best of a run's snapshots "
+                        "chosen by TEST accuracy, as the published code reports its number; the method's own row "
+                        "is its final set, nothing chosen on test.", ""]
     for caption, path in plots.items():
         if path is not None:
             lines += [f"## {caption}", "", f"![{caption}]({path.name})", ""]

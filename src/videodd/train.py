@@ -47,6 +47,16 @@ class TrainConfig:
         batch_zscore: z-score every training batch by its own mean and std, one scalar each over the
             whole batch (``(x - x.mean()) / x.std()``, as the official ``utils.py`` ``epoch`` does to every
             train and test batch).
+        lr_milestone_epochs: absolute milestones: after this many epochs the lr is multiplied by
+            ``lr_gamma`` (e.g. ``(252,)`` in a 501-epoch run: 252 epochs at ``lr``, 249 at ``lr / 10``, as
+            the official ``evaluate_synset``). Use either these or the fractions ``lr_milestones``, not both.
+        optimizer_reset: at each milestone the optimizer's state is cleared (SGD's momentum buffers,
+            Adam's moments), as a newly built optimizer at the decayed lr would start: the official
+            ``evaluate_synset`` (``utils.py`` lines 874-877) builds a new SGD there. False keeps the state.
+        renormalize: ``"imagenet"``: before anything else each batch is taken from the data's own per-channel
+            normalization (its mean/std, given to :func:`fit`) to the ImageNet one (mean
+            (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)), the space the official loaders produce
+            (``utils.py`` ``get_dataset``) and z-score in; None (the default) leaves batches as they are.
     """
 
     epochs: int = 500
@@ -59,14 +69,37 @@ class TrainConfig:
     optimizer: str = "sgd"
     flip: float = 0.0
     batch_zscore: bool = False
+    lr_milestone_epochs: tuple[int, ...] = ()
+    optimizer_reset: bool = False
+    renormalize: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("TrainConfig needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if self.lr_milestone_epochs and self.lr_milestones:
+            raise ValueError("TrainConfig: give lr_milestone_epochs (absolute) or lr_milestones (fractions), not both")
+        if any(int(m) != m or m < 1 for m in self.lr_milestone_epochs):
+            raise ValueError(f"TrainConfig.lr_milestone_epochs are epoch counts >= 1, got {self.lr_milestone_epochs}")
+        if self.renormalize is not None and self.renormalize not in RENORMALIZATIONS:
+            raise ValueError(f"TrainConfig.renormalize must be None or one of {list(RENORMALIZATIONS)}, "
+                             f"got {self.renormalize!r}")
         if not 0.0 <= self.flip <= 1.0:
             raise ValueError(f"TrainConfig.flip is a probability in [0, 1], got {self.flip}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+
+    def milestones(self) -> list[int]:
+        """The epochs after which the lr decays: ``lr_milestone_epochs``, or the fractions ``lr_milestones`` of
+        ``epochs`` rounded (at least 1)."""
+        if self.lr_milestone_epochs:
+            return sorted({int(m) for m in self.lr_milestone_epochs})
+        return sorted({max(1, round(m * self.epochs)) for m in self.lr_milestones if 0 < m < 1})
+
+
+#: target normalizations of ``TrainConfig.renormalize``: name -> (per-channel mean, per-channel std)
+RENORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # official utils.py get_dataset, every video set
+}
 
 
 class VideoData(Protocol):
@@ -129,6 +162,50 @@ def zscore_batch(x: torch.Tensor) -> torch.Tensor:
     """``(x - x.mean()) / x.std()`` over the whole batch: one scalar mean and one unbiased std, as the
     official ``utils.py`` ``epoch`` normalizes each train and test batch (after the ImageNet normalization)."""
     return (x - x.mean()) / x.std()
+
+
+@dataclass(frozen=True)
+class Renormalize:
+    """Per-channel affine map from one normalization to another: ``x`` normalized with ``(mean, std)`` (the
+    pixels ``p = x * std + mean``) -> ``(p - target_mean) / target_std``, for ``(N, C, T, H, W)`` batches.
+
+    Both normalizations are affine per channel, so this equals normalizing the same pixels with the target
+    directly (to float rounding)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    target_mean: tuple[float, ...]
+    target_std: tuple[float, ...]
+
+    @classmethod
+    def to(cls, target: str, mean: Sequence[float], std: Sequence[float]) -> Renormalize:
+        """From ``(mean, std)`` to the named target of :data:`RENORMALIZATIONS`."""
+        t_mean, t_std = RENORMALIZATIONS[target]
+        if len(mean) != len(t_mean) or len(std) != len(t_std):
+            raise ValueError(f"renormalize={target!r} is for {len(t_mean)}-channel clips; the data has "
+                             f"{len(mean)} channels")
+        return cls(tuple(map(float, mean)), tuple(map(float, std)), t_mean, t_std)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        def channels(v: tuple[float, ...]) -> torch.Tensor:
+            return torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)  # over (N, C, T, H, W)
+
+        scale = channels(self.std) / channels(self.target_std)
+        shift = (channels(self.mean) - channels(self.target_mean)) / channels(self.target_std)
+        return x * scale + shift
+
+
+def renormalizer(cfg: TrainConfig, data: VideoData | None,
+                 normalization: tuple[Sequence[float], Sequence[float]] | None) -> Renormalize | None:
+    """The :class:`Renormalize` of ``cfg.renormalize`` for ``data`` (None when it is None): from
+    ``normalization`` (the data's per-channel mean and std), or from the store of a :class:`StoreData`."""
+    if cfg.renormalize is None:
+        return None
+    if normalization is None and isinstance(data, StoreData):
+        normalization = (data.store.meta.mean, data.store.meta.std)
+    if normalization is None:
+        raise ValueError(f"TrainConfig.renormalize={cfg.renormalize!r} needs the data's normalization (mean, std)")
+    return Renormalize.to(cfg.renormalize, *normalization)
 
 
 LABEL_LOSSES = ("ce", "mse")
@@ -214,6 +291,7 @@ def fit(
     precision_kind: str = "fp32",
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 1,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` with SGD (or Adam) and a step schedule.
 
@@ -230,6 +308,12 @@ def fit(
             epochs (written atomically). When it exists, training continues from it: a killed run resumed
             gives the weights of an uninterrupted one (the generator and the global RNG that dropout draws
             from are saved with it). Used by long trainings (the diffusion generator).
+        normalization: the data's per-channel ``(mean, std)``, for ``cfg.renormalize`` (a :class:`StoreData`
+            gives its store's when this is None).
+
+    Each batch is read, renormalized (``cfg.renormalize``), flipped (``cfg.flip``), augmented, then z-scored
+    (``cfg.batch_zscore``): the official order (flips at read, ImageNet normalization in the loader, the
+    z-score in ``utils.py`` ``epoch``).
 
     A NaN/Inf loss stops training and is reported in ``diverged_at_epoch``. On a CPU it is checked at
     every step, before the step (the model keeps its last finite weights); on a GPU the loss is summed on
@@ -241,8 +325,9 @@ def fit(
         opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
+    milestones = cfg.milestones()
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    renorm = renormalizer(cfg, data, normalization)
     result = FitResult(model=model)
     first, state = 1, None
     if checkpoint is not None and Path(checkpoint).is_file():
@@ -270,6 +355,8 @@ def fit(
             count = 0
             for s in range(0, n, cfg.batch_size):
                 x, y = data.get(order[s : s + cfg.batch_size], device)
+                if renorm is not None:
+                    x = renorm(x)
                 x = random_flip(x, cfg.flip, generator)  # at read, as the official loaders flip
                 if augment is not None:
                     x = augment(x, generator)
@@ -292,6 +379,8 @@ def fit(
                 result.epoch_losses.append(float("nan"))
                 break  # a NaN model stays NaN; the caller reports the run as diverged
             sched.step()
+            if cfg.optimizer_reset and epoch in milestones:
+                opt.state.clear()  # a new optimizer at the decayed lr: no momentum carried over
             result.epoch_losses.append(epoch_loss)
             bar.set_postfix(loss=f"{result.epoch_losses[-1]:.3f}", refresh=False)
             if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == cfg.epochs):
@@ -318,6 +407,7 @@ def fit_runs(
     desc: str = "train",
     label_loss: str = "ce",
     precision_kind: str = "fp32",
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> list[FitResult]:
     """Train R models of one architecture at once: their parameters are stacked and one ``vmap`` over them
     computes every run's step (``torch.func``), which fills a GPU that one small run leaves idle.
@@ -327,7 +417,8 @@ def fit_runs(
     e.g. random selections at one IPC). SGD's momentum and weight decay act element by element, so a
     run's update is the one :func:`fit` makes. Dropout masks come from ``vmap``'s own randomness, not from
     the run's generator: runs equal :func:`fit`'s exactly only for networks without dropout. A run whose
-    loss becomes NaN/Inf is marked diverged at the end of that epoch; the others go on.
+    loss becomes NaN/Inf is marked diverged at the end of that epoch; the others go on. ``normalization``:
+    as in :func:`fit` (every run's data in one normalization).
     """
     if cfg.optimizer != "sgd":
         raise ValueError("fit_runs trains with SGD (the evaluation schedule); use fit for Adam")
@@ -346,8 +437,9 @@ def fit_runs(
 
     step_fn = vmap(grad_and_value(run_loss), randomness="different")
     opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    milestones = sorted({max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones if 0 < m < 1})
+    milestones = cfg.milestones()
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    renorm = renormalizer(cfg, datas[0], normalization)
     results = [FitResult(model=m) for m in models]
     for gen in generators:
         draw_seed(gen)  # fit seeds the global RNG (dropout) from the generator first: keep the shuffles aligned
@@ -361,7 +453,8 @@ def fit_runs(
             for s in range(0, n, cfg.batch_size):
                 batches = [d.get(order[s : s + cfg.batch_size], device) for d, order in zip(datas, orders, strict=True)]
                 # each run's flips from its own generator, each run's batch z-scored on its own (as fit does)
-                videos = [random_flip(b[0], cfg.flip, g) for b, g in zip(batches, generators, strict=True)]
+                videos = [b[0] if renorm is None else renorm(b[0]) for b in batches]
+                videos = [random_flip(v, cfg.flip, g) for v, g in zip(videos, generators, strict=True)]
                 if cfg.batch_zscore:
                     videos = [zscore_batch(v) for v in videos]
                 x = torch.stack(videos)  # (R, B, C, T, H, W)
@@ -376,6 +469,8 @@ def fit_runs(
                     r.steps += 1
             epoch_losses = (totals / n).tolist()  # one sync per epoch
             sched.step()
+            if cfg.optimizer_reset and epoch in milestones:
+                opt.state.clear()  # as fit: a new optimizer at the decayed lr
             for r, loss in zip(results, epoch_losses, strict=True):
                 if r.diverged_at_epoch is None:
                     r.epoch_losses.append(loss if math.isfinite(loss) else float("nan"))
@@ -416,14 +511,18 @@ class Predictions:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: VideoData, *, batch_size: int = 256, device: str | torch.device = "cpu"
+    model: nn.Module, data: VideoData, *, batch_size: int = 256, device: str | torch.device = "cpu",
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Predictions:
-    """Logits for every clip of ``data``, in order, with the model in eval mode."""
+    """Logits for every clip of ``data``, in order, with the model in eval mode; ``transform(x)`` is applied to
+    each batch first (the published test's renormalization, flips and per-batch z-score)."""
     device = torch.device(device)
     model.to(device).eval()
     logits, labels = [], []
     for s in range(0, len(data), batch_size):
         x, y = data.get(np.arange(s, min(s + batch_size, len(data))), device)
+        if transform is not None:
+            x = transform(x)
         logits.append(model(x).float().cpu())
         labels.append(y.cpu())
     return Predictions(torch.cat(logits), torch.cat(labels))

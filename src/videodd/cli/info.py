@@ -1,9 +1,11 @@
 """``videodd info PATH``: describe what videodd wrote at PATH, recognised by its contents: an experts
-folder, a codec folder, a latent store, a ClipStore, a teacher file or a DistilledSet file."""
+folder, a codec folder, a latent store, a ClipStore, a run folder or report JSON (its evaluation reports), a
+teacher file or a DistilledSet file."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,10 @@ from videodd.codecs.encode import LatentStore
 from videodd.data.spec import ClipSpec
 from videodd.data.store import ClipStore
 from videodd.distilled import DistilledSet
+from videodd.evaluate import TEST_SELECTED_LABEL, EvalReport
 from videodd.models import create_model
 from videodd.seeding import make_generator, seeded
+from videodd.study import report_dicts
 from videodd.teachers.base import read_manifest
 from videodd.teachers.experts import ExpertBuffer
 
@@ -56,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
               f"{lat.meta['source']['fingerprint']}\n  latents: {len(lat)}  shape (c, t, h, w): {lat.latent_shape}  "
               f"bytes: {lat.nbytes:,} (float32)\n  video shape (C, T, H, W): {lat.video_shape}\n  codec: "
               f"{lat.codec_spec} (sha256 {str(lat.codec_info.get('sha256'))[:16]})")
+        return 0
+    report_file = path / "report.json" if path.is_dir() else path
+    if report_file.suffix == ".json" and report_file.is_file():
+        print(describe_reports(report_file))
         return 0
     if path.is_dir():
         print(describe_store(ClipStore(path)))
@@ -111,6 +119,28 @@ def run_verify(args: argparse.Namespace) -> int:
             dset.verify()
             print(f"{path}: ok, {dset.num_videos} videos, content sha256 {dset.manifest.content_sha256[:16]}")
     return 0
+
+
+def describe_reports(path: Path) -> str:
+    """``videodd info RUN`` (its report.json) or ``videodd info REPORT.json``: each evaluation report's figures,
+    the test-selected one labelled as such beside the final set's."""
+    reports = [EvalReport.from_json(r) for r in report_dicts(json.loads(path.read_text(encoding="utf-8")))]
+    if not reports:
+        return f"{path}: holds no evaluation report"
+    lines = []
+    for r in reports:
+        lines += [f"Evaluation report {path}: {r.method} IPC {r.ipc} on {r.dataset}",
+                  f"  model: {r.model}  protocol: {r.protocol['name']} v{r.protocol['version']}  "
+                  f"precision: {r.protocol.get('precision', 'fp32')}",
+                  f"  top-1 (%): {r.result.fmt()} over {len(r.result.runs)} runs (the final set)"]
+        if r.test_selected is not None:
+            t = r.test_selected
+            lines.append(f"  {TEST_SELECTED_LABEL}: {100 * t['top1_mean']:.1f} ± {100 * t['top1_std']:.1f} "
+                         f"({t['chosen']}, best of {len(t['candidates'])} by test accuracy)")
+        lines += [f"  {name}: {s.fmt()}" for name, s in r.references.items()]
+        if r.test_clips:
+            lines.append(f"  test clips: {r.test_clips}")
+    return "\n".join(lines)
 
 
 def describe_spec(spec: ClipSpec) -> str:
