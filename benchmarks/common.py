@@ -57,8 +57,9 @@ DM_RANDOM_INIT = {"iterations": 200, "batch_real": 64, "lr": 100.0, "momentum": 
 
 
 # the expert buffer the synth-actions MTT recipes are written for (see configs/synth-actions/mtt-ipc1.yaml)
+# (trained without the published flips, renormalization and z-score, as every synth-actions figure was measured)
 SYNTH_EXPERTS = ExpertConfig(model="convnet3d-s", epochs=6, lr=0.05, batch_size=64, num_experts=5,
-                             save_epochs_up_to=5)
+                             save_epochs_up_to=5, flip=0.0, zscore=False, renormalize=None)
 
 
 def benchmark_stores(name: str, work: Path) -> tuple[ClipStore, ClipStore, ClipStore]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_tiny_stores
+from conftest import assert_resume_matches, make_tiny_stores
 from videodd.cli import main
 from videodd.distill import distill, make_objective, resolve_config
 from videodd.distilled import DistilledSet
@@ -136,6 +136,41 @@ def test_resume_skips_finished_experts_and_matches_an_uninterrupted_run(stores, 
         train_experts(train, out, dataclasses.replace(TINY, lr=0.02), seed=3)
 
 
+def test_a_folder_of_format_1_reads_as_trained_without_the_published_pipeline(stores, tmp_path):
+    """Experts written before the pipeline was recorded: no flips, no renormalization, no z-score; they resume
+    under exactly that config and are refused under the published one."""
+    from safetensors.torch import load_file, save_file
+
+    from videodd.teachers.experts import META_KEY
+
+    train, _ = stores
+    legacy = dataclasses.replace(TINY, num_experts=1, flip=0.0, zscore=False, renormalize=None)
+    out = tmp_path / "v1"
+    train_experts(train, out, legacy, seed=3)
+    for_v1 = ("flip", "zscore", "renormalize")
+    manifest = json.loads((out / "experts.json").read_text())
+    manifest["config"] = {k: v for k, v in manifest["config"].items() if k not in for_v1}
+    (out / "experts.json").write_text(json.dumps({**manifest, "version": 1}))
+    path = expert_path(out, 0)
+    meta = json.loads(read_meta(path))
+    meta["config"] = {k: v for k, v in meta["config"].items() if k not in for_v1}
+    save_file(load_file(path), str(path), metadata={META_KEY: json.dumps({**meta, "version": 1})})
+
+    assert ExpertBuffer(out).pipeline == {"flip": 0.0, "zscore": False, "renormalize": None}
+    assert train_experts(train, out, legacy, seed=3).skipped == [0]
+    with pytest.raises(ExpertError, match="other settings.*config"):
+        train_experts(train, out, dataclasses.replace(TINY, num_experts=1), seed=3)
+
+
+def read_meta(path):
+    from safetensors import safe_open
+
+    from videodd.teachers.experts import META_KEY
+
+    with safe_open(str(path), framework="pt") as fh:
+        return fh.metadata()[META_KEY]
+
+
 def test_batchnorm_other_model_and_missing_epochs_are_refused(stores, tiny_experts, tmp_path):
     train, _ = stores
     with pytest.raises(ExpertError, match="batch norm"):
@@ -152,7 +187,8 @@ def test_batchnorm_other_model_and_missing_epochs_are_refused(stores, tiny_exper
 
 # -- the objective ----------------------------------------------------------------------------
 def test_one_student_step_loss_and_lr_gradient_by_hand(stores, tmp_path):
-    """Softmax regression, one full-batch step: θ1 = θ0 - lr * g with g = ((p - Y)ᵀ x, Σ(p - Y)) / n."""
+    """Softmax regression, one full-batch step: θ1 = θ0 - lr * g with g = ((p - Y)ᵀ x, Σ(p - Y)) / n, where
+    x is the synthetic set in the experts' ImageNet normalization and NOT z-scored (the published student)."""
     train, _ = stores
     experts = tmp_path / "linear"
     train_experts(train, experts, ExpertConfig(model="mtt-test-linear", epochs=2, batch_size=18, num_experts=1))
@@ -164,7 +200,13 @@ def test_one_student_step_loss_and_lr_gradient_by_hand(stores, tmp_path):
     out.loss.backward()
 
     start, target = ExpertBuffer(experts).snapshots(0, [out.metrics["start_epoch"], out.metrics["start_epoch"] + 1])
-    x = param.videos.detach().flatten(1).double()  # (n, D)
+    def channels(v):
+        return torch.tensor(v, dtype=torch.float64).view(1, -1, 1, 1, 1)  # over (n, C, T, H, W)
+
+    pixels = param.videos.detach().double() * channels(train.meta.std) + channels(train.meta.mean)
+    imagenet = (pixels - channels((0.485, 0.456, 0.406))) / channels((0.229, 0.224, 0.225))
+    assert abs(imagenet.mean().item()) > 0.1  # not z-scored (a z-scored input would have mean 0)
+    x = imagenet.flatten(1)  # (n, D)
     y = torch.nn.functional.one_hot(param.labels(), train.num_classes).double()  # (n, K)
     k, d = y.shape[1], x.shape[1]
     w, b = start[: k * d].double().view(k, d), start[k * d :].double()
@@ -225,6 +267,24 @@ def test_distill_learns_the_lr_stores_it_and_resumes(stores, tiny_experts, tmp_p
     assert resumed.distilled.manifest.learned_lr == learned
 
 
+def test_a_resumed_run_follows_the_experts_of_an_uninterrupted_one(stores, tmp_path):
+    """The expert cycle (its group, this cycle's order, the position) is checkpointed: killed mid-cycle and
+    resumed, a run takes the same experts and ends with the same set as an uninterrupted one."""
+    train, _ = stores
+    experts = tmp_path / "linear6"
+    train_experts(train, experts, ExpertConfig(model="mtt-test-linear", epochs=2, batch_size=18, num_experts=6))
+    cfg = _mtt_cfg(experts, model="mtt-test-linear", iterations=5, checkpoint_every=1, log_every=1, lr=1.0,
+                   expert_group=3)
+    assert_resume_matches(train, cfg, tmp_path, kill_at=2)  # mid-cycle: 2 of the group's 3 experts taken
+
+    def followed(run):
+        return [json.loads(r)["expert"] for r in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    seq = followed("full")
+    assert followed("resumed") == seq
+    assert sorted(seq[:3]) in ([0, 1, 2], [3, 4, 5]) and set(seq[3:]) <= set(seq[:3])
+
+
 def test_a_learned_lr_at_its_floor_is_named_and_not_used_by_evaluation(stores, tiny_experts, tmp_path):
     """A student lr driven to ``min_lr`` means the student stopped moving: the run warns (once, with the
     iteration), the set records the warning and keeps the lr aside, and evaluation trains with the
@@ -252,6 +312,13 @@ def test_cli_experts_distill_evaluate_uses_the_learned_lr(stores, tmp_path, caps
     out = capsys.readouterr().out
     total = json.loads((experts / "experts.json").read_text())["total_bytes"]
     assert f"disk used: {total:,} bytes" in out and "epochs 0..2 kept" in out
+    assert "flips p=0.5, z-score on, renormalize imagenet (the published pipeline)" in out
+    config = json.loads((experts / "experts.json").read_text())["config"]
+    assert (config["flip"], config["zscore"], config["renormalize"]) == (0.5, True, "imagenet")
+    plain = tmp_path / "plain-experts"
+    assert main([*argv[:4], str(plain), *argv[5:], "--flip", "0", "--zscore", "off", "--renormalize", "none"]) == 0
+    assert "(NOT the published pipeline)" in capsys.readouterr().out
+    assert ExpertBuffer(plain).pipeline == {"flip": 0.0, "zscore": False, "renormalize": None}
     assert main(argv) == 2  # the folder holds experts: --resume or another folder
     assert "--resume" in capsys.readouterr().err
     assert main([*argv, "--resume"]) == 0 and "1 already done" in capsys.readouterr().out

@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default 256)")
     p.add_argument("--augment", type=lambda s: tuple(x for x in s.split(",") if x), default=None, metavar="A,B",
                    help="DSA ops per training batch, comma-separated (default: none, as published for video)")
+    p.add_argument("--flip", type=float, default=None, metavar="P",
+                   help="probability of a left-right flip of each clip at each read (default 0.5, as the official "
+                        "loaders; 0: never, videodd's experts before the published pipeline)")
+    p.add_argument("--zscore", choices=("on", "off"), default=None,
+                   help="z-score each batch by its own scalar mean and std (default on, as the official epoch())")
+    p.add_argument("--renormalize", default=None, metavar="NAME",
+                   help="normalization each batch is mapped to before the z-score (default imagenet, as the "
+                        "official loaders; none: the store's own)")
     p.add_argument("--seed", type=int, default=0, help="expert i is seeded from (seed, i) (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="skip experts already in OUT (same settings required); more --num-experts adds experts")
@@ -38,9 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     fields = {"model": args.model, "epochs": args.epochs, "lr": args.lr, "momentum": args.momentum,
               "weight_decay": args.weight_decay, "batch_size": args.batch_size, "augment": args.augment,
-              "num_experts": args.num_experts, "save_epochs_up_to": args.keep_epochs}
+              "num_experts": args.num_experts, "save_epochs_up_to": args.keep_epochs, "flip": args.flip,
+              "zscore": None if args.zscore is None else args.zscore == "on"}
+    if args.renormalize is not None:  # "none" is a value here, not "unset"
+        fields["renormalize"] = None if args.renormalize.lower() in ("none", "null", "") else args.renormalize
+    given = {k: v for k, v in fields.items() if v is not None or k == "renormalize"}
     try:
-        cfg = ExpertConfig(**{k: v for k, v in fields.items() if v is not None})
+        cfg = ExpertConfig(**given)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     result = train_experts(train_store(args.data), args.out, cfg, seed=args.seed, resume=args.resume,
@@ -49,5 +61,8 @@ def run(args: argparse.Namespace) -> int:
     skipped = f" ({len(result.skipped)} already done)" if result.skipped else ""
     print(f"trained {len(result.trained)} expert(s){skipped} in {result.seconds:.1f} s: {m['num_experts']} experts of "
           f"{m['model']} ({m['num_params']:,} parameters), epochs 0..{m['epochs_kept'][-1]} kept")
+    published = "the published pipeline" if cfg.published_pipeline else "NOT the published pipeline"
+    print(f"input: flips p={cfg.flip:g}, z-score {'on' if cfg.zscore else 'off'}, renormalize {cfg.renormalize} "
+          f"({published})")
     print(f"disk used: {result.total_bytes:,} bytes ({result.total_bytes / 2**20:.1f} MiB) in {result.out_dir}")
     return 0

@@ -1,8 +1,8 @@
 """Matching training trajectories (MTT, Cazenavette et al. CVPR 2022), as used for video by
 Wang et al. CVPR 2024 ("Dancing with Still Images").
 
-Each iteration draws an expert ``e`` and a start epoch ``t`` (uniform in
-``[min_start_epoch, max_start_epoch)``, exclusive as in the published code), starts a student at
+Each iteration takes an expert ``e`` and draws a start epoch ``t`` (uniform in
+``[min_start_epoch, max_start_epoch)``, exclusive as ``np.random.randint`` in the published code), starts a student at
 the expert's parameters ``θ_t`` and takes ``syn_steps`` SGD steps on mini-batches of the synthetic
 set with a LEARNABLE step size ``syn_lr``::
 
@@ -30,6 +30,29 @@ Memory (``unroll``):
   classes, IPC 5, 8x32x32, whole set per step; ``benchmarks/tables/mtt_memory.py``): peak increase
   197 / 336 / 600 / 1131 MiB (plain) vs 161 / 158 / 162 / 181 MiB (checkpoint) at 5 / 10 / 20 / 40 steps.
 
+Experts (``expert_order``, ``expert_group``): the published code (``distill_baseline.py`` lines 122-135 and
+203-211; ``distill_s2d_ms.py`` lines 124-129 and 209-218 alike) shuffles its list of ``replay_buffer_N.pt``
+files, loads the first, shuffles the experts in it and takes them in that order, one per iteration; when
+the file is used up it reshuffles it and starts again. It advances ``file_idx`` and prints "loading file"
+there, but never loads another file: a run only ever uses the experts of ONE file, the ``save_interval`` = 10
+consecutive experts buffer.py saved together (lines 96-104; experts 0-9, 10-19, 20-29 of the published 30).
+``expert_order="cycle"`` with ``expert_group=10`` is that: a group of 10 consecutive experts drawn from the
+run's generator (the shuffled file list's first file), each expert used once per cycle, the order drawn
+anew per cycle; ``expert_group=None`` cycles over every expert of the folder (what the print suggests was
+meant, and what the image MTT code does by loading the next file). ``expert_order="replacement"`` draws
+each iteration's expert uniformly with replacement (videodd before issue 27; the synth-actions recipes
+keep it, their figures were measured with it). The group and the cycle position are in ``state_dict``, so
+a resumed run takes the experts an uninterrupted one takes.
+
+Inputs: the experts saw clips flipped, renormalized and z-scored per batch (``ExpertConfig``); the published
+student sees the synthetic clips as they are, NOT z-scored (``distill_baseline.py`` line 247,
+``student_net(x, flat_param=...)`` on ``image_syn``), in the loaders' ImageNet normalization, where
+``image_syn`` lives (it is initialised from ``dst_train`` reads). A videodd set lives in its store's own
+normalization, so with ``student_renormalize`` (default) the student sees the synthetic batch mapped to the
+normalization the experts were trained in (their ``renormalize``, e.g. ImageNet) - the official student's
+input - and never z-scored. The evaluation protocol ``published`` maps a set the same way before it
+z-scores it.
+
 Networks: the student replays the expert from its parameters alone, so networks with batch norm
 (running statistics, batch statistics of a handful of synthetic clips) are refused; the published
 MTT uses no-norm / instance-norm nets (ConvNet3D has no normalization). Dropout stays on, as in
@@ -56,7 +79,7 @@ from videodd.objectives.base import Objective, ObjectiveExport, ObjectiveOutput,
 from videodd.seeding import draw_seed, make_generator
 from videodd.synthesis.base import Parametrization
 from videodd.teachers.experts import ExpertBuffer, ExpertError, check_no_batchnorm, param_layout
-from videodd.train import loss_fn
+from videodd.train import Renormalize, loss_fn
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,15 @@ class MTTOptions:
         batch_syn: synthetic clips per student step; None = the whole set (published default).
         unroll: ``plain`` (published) or ``checkpoint`` (recompute: activation memory of one step).
         check_store: refuse experts trained on a store with another fingerprint.
+        expert_order: ``cycle`` (published: a shuffled buffer taken in order, reshuffled when used up, see
+            the module docstring) or ``replacement`` (uniform draws with replacement).
+        expert_group: with ``cycle``, the run uses one group of this many consecutive experts (published
+            10: the one ``replay_buffer`` file of buffer.py's ``save_interval`` that distill_baseline.py
+            loads); None = every expert. Experts after the last full group are never used (buffer.py
+            never saves a partial file); a folder with fewer experts than one group uses them all.
+        student_renormalize: map the synthetic batch to the experts' ``renormalize`` normalization before
+            the student (published: the student's input is ``image_syn`` in the ImageNet normalization);
+            never z-scored. No effect for experts trained in the store's own normalization.
     """
 
     experts: str = ""
@@ -92,6 +124,9 @@ class MTTOptions:
     batch_syn: int | None = None
     unroll: Literal["plain", "checkpoint"] = "plain"
     check_store: bool = True
+    expert_order: Literal["cycle", "replacement"] = "cycle"
+    expert_group: int | None = 10
+    student_renormalize: bool = True
 
     def __post_init__(self) -> None:
         if not self.experts:
@@ -106,6 +141,10 @@ class MTTOptions:
             raise ValueError("lr_init must be > 0, lr_lr and min_lr >= 0")
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ValueError(f"batch_syn must be >= 1 or null, got {self.batch_syn}")
+        if self.expert_order not in ("cycle", "replacement"):
+            raise ValueError(f"expert_order must be 'cycle' or 'replacement', got {self.expert_order!r}")
+        if self.expert_group is not None and self.expert_group < 1:
+            raise ValueError(f"expert_group must be >= 1 or null, got {self.expert_group}")
 
     @property
     def last_epoch_needed(self) -> int:
@@ -249,6 +288,47 @@ class TrajectoryMatching(Objective):
         self.student = Student(net, self.device)
         self.unroll = UNROLLS[self.options.unroll]
         self.syn_lr = torch.tensor(self.options.lr_init, device=self.device, requires_grad=self.options.learn_lr)
+        self.renorm = self._student_renorm(store)
+        # the cycle over the experts (expert_order="cycle"): the group in use, this cycle's order, the position
+        self._pool: list[int] | None = None
+        self._order: list[int] = []
+        self._pos = 0
+
+    def _student_renorm(self, store: ClipSource) -> Renormalize | None:
+        """The map from the store's normalization to the experts' (None when they are the same)."""
+        target = self.buffer.pipeline["renormalize"]
+        if not (self.options.student_renormalize and target):
+            return None
+        meta = getattr(store, "meta", store)  # a ClipStore's meta, or InMemoryClips' own mean/std
+        mean, std = getattr(meta, "mean", None), getattr(meta, "std", None)
+        if mean is None or std is None:
+            raise ExpertError(f"experts {self.buffer.root} were trained in the {target} normalization, but the "
+                              "clips' own normalization is unknown; set objective.student_renormalize=false")
+        return Renormalize.to(target, mean, std)
+
+    # -- which expert each iteration follows -------------------------------------------------
+    def expert_pool(self, generator: torch.Generator) -> list[int]:
+        """The experts a cycling run uses: one group of ``expert_group`` consecutive experts, drawn uniformly
+        (``random.shuffle(expert_files)`` then file 0, distill_baseline.py lines 131-134), or all of them."""
+        n, g = len(self.buffer), self.options.expert_group
+        if g is None or n <= g:
+            return list(range(n))
+        k = int(torch.randint(n // g, (1,), generator=generator))
+        return list(range(k * g, (k + 1) * g))
+
+    def next_experts(self, count: int, generator: torch.Generator) -> list[int]:
+        """The next ``count`` experts of the cycle: each expert of the pool once per cycle, in an order drawn
+        anew when the cycle is used up (``random.shuffle(buffer)``, distill_baseline.py lines 135 and 211)."""
+        if self._pool is None:
+            self._pool = self.expert_pool(generator)
+        out = []
+        for _ in range(count):
+            if self._pos == len(self._order):
+                perm = torch.randperm(len(self._pool), generator=generator).tolist()
+                self._order, self._pos = [self._pool[i] for i in perm], 0
+            out.append(self._order[self._pos])
+            self._pos += 1
+        return out
 
     # -- hooks of the distill loop ------------------------------------------------------------
     def param_groups(self) -> list[dict[str, Any]]:
@@ -257,11 +337,16 @@ class TrajectoryMatching(Objective):
         return [{"params": [self.syn_lr], "lr": self.options.lr_lr, "momentum": self.options.lr_momentum}]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"syn_lr": self.syn_lr.detach().cpu().clone()}
+        return {"syn_lr": self.syn_lr.detach().cpu().clone(), "expert_pool": self._pool,
+                "expert_order": list(self._order), "expert_pos": self._pos}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
             self.syn_lr.copy_(state["syn_lr"].to(self.device))
+        pool = state.get("expert_pool")  # absent in checkpoints from before the cycle: a new one is drawn
+        self._pool = None if pool is None else [int(i) for i in pool]
+        self._order = [int(i) for i in state.get("expert_order", [])]
+        self._pos = int(state.get("expert_pos", 0))
 
     def export(self, param: Parametrization) -> ObjectiveExport:
         """The student lr becomes the set's ``learned_lr`` (evaluation trains with it, as published,
@@ -269,7 +354,10 @@ class TrajectoryMatching(Objective):
         moving) or is not positive (``min_lr`` 0) is kept aside in ``info`` instead, with a warning, so
         that evaluation falls back to its protocol's lr."""
         lr = self.current_lr()
-        info: dict[str, Any] = {"mtt_experts": str(self.buffer.root)}
+        info: dict[str, Any] = {"mtt_experts": str(self.buffer.root), "mtt_experts_pipeline": self.buffer.pipeline,
+                                "mtt_expert_order": self.options.expert_order, "mtt_expert_pool": self._pool,
+                                "mtt_student_input": "store" if self.renorm is None else
+                                f"{self.buffer.pipeline['renormalize']} normalization, not z-scored"}
         if not (math.isfinite(lr) and lr > 0):
             return ObjectiveExport(info={**info, "mtt_unusable_student_lr": lr},
                                    warnings=(f"the learned student lr {lr:g} is not usable: evaluation trains with "
@@ -315,8 +403,11 @@ class TrajectoryMatching(Objective):
     def loss(self, param: Parametrization, generator: torch.Generator) -> ObjectiveOutput:
         with torch.no_grad():  # the published code clips after each lr step; clipping before use is the same
             self.syn_lr.clamp_(min=self.options.min_lr)
-        # one (expert, start) draw per rank, made alike on every rank; this rank follows its own
-        experts = torch.randint(len(self.buffer), (self.world,), generator=generator)
+        # one (expert, start) per rank, taken alike on every rank; this rank follows its own
+        if self.options.expert_order == "replacement":
+            experts = torch.randint(len(self.buffer), (self.world,), generator=generator).tolist()
+        else:
+            experts = self.next_experts(self.world, generator)
         starts = torch.randint(self.options.min_start_epoch, self.options.max_start_epoch, (self.world,),
                                generator=generator)
         expert, start_epoch = int(experts[self.rank]), int(starts[self.rank])
@@ -324,7 +415,9 @@ class TrajectoryMatching(Objective):
         start, target = rows.to(self.device).unbind(0)  # (P,) each
         syn = param()
         plan = self.plan(len(syn.videos), generator)
-        theta = self.unroll(self.student, start, syn.videos, syn.labels, self.syn_lr, plan)
+        # the student's input: the set in the experts' normalization, never z-scored (distill_baseline.py l. 247)
+        videos = syn.videos if self.renorm is None else self.renorm(syn.videos)
+        theta = self.unroll(self.student, start, videos, syn.labels, self.syn_lr, plan)
         loss = trajectory_loss(theta, start, target)
         metrics = {"loss": float(loss.detach()), "syn_lr": float(self.syn_lr.detach()),
                    "start_epoch": start_epoch, "expert": expert}

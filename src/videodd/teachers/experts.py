@@ -24,10 +24,21 @@ run resumed with ``resume=True`` (finished experts are skipped) gives the same f
 uninterrupted one, and raising ``num_experts`` later adds experts without touching the others.
 
 Published settings (Wang et al. CVPR 2024, ``buffer.py`` / ``sh/baseline/buffer.sh`` of
-yuz1wan/video_distillation): ConvNet3D, 30 experts, 50 epochs, SGD lr 0.01, momentum 0, weight
-decay 0, batch 256, constant lr, **no augmentation** for videos (image MTT trains its experts
-with DSA; the video code dropped it). MTT with ``max_start_epoch`` 10 and ``expert_epochs`` 1
-reads epochs 0..10 only, so ``save_epochs_up_to=10`` is all a published recipe needs.
+yuz1wan/video_distillation at 5871dc5): ConvNet3D, 30 experts (``--num_experts 30``), 50 epochs
+(``--train_epochs`` default), SGD lr 0.01 (``--lr_teacher 0.01``), momentum 0 (``--mom``), weight
+decay 0 (``--l2``), batch 256, constant lr (no ``--decay``), no DSA for videos (image MTT trains
+its experts with DSA; the video code dropped it). The published input pipeline is this module's
+default (``ExpertConfig.flip``, ``zscore``, ``renormalize``): buffer.sh passes no ``--preload``, so
+the experts read ``dst_train`` through a DataLoader (buffer.py line 63) and every read flips the
+clip left-right with probability 0.5 (``distill_utils/dataset.py`` ``read_images``, e.g. lines
+398-411); the loaders normalize with the ImageNet mean/std (``utils.py`` ``get_dataset``, lines
+214-226 for miniUCF101); ``utils.py`` ``epoch('train')`` (line 770) z-scores every batch by its own
+scalar mean and std. MTT with ``max_start_epoch`` 10 and ``expert_epochs`` 1 reads epochs 0..10
+only, so ``save_epochs_up_to=10`` is all a published recipe needs.
+
+Folders of format version 1 (before ``flip``/``zscore``/``renormalize`` existed) were trained
+without flips, z-score or renormalization: reading or resuming them fills those settings in as
+such (:data:`LEGACY_PIPELINE`), so they stay usable and are recognisably not the published buffer.
 """
 
 from __future__ import annotations
@@ -54,10 +65,12 @@ from videodd.io import atomic_path, write_json
 from videodd.models import MODELS, create_model
 from videodd.seeding import make_generator, seeded
 from videodd.teachers.base import TeacherError, store_identity
-from videodd.train import StoreData, TrainConfig, fit
+from videodd.train import RENORMALIZATIONS, StoreData, TrainConfig, fit
 
 FORMAT = "videodd-experts"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the input pipeline (flip, zscore, renormalize) is part of the config
+#: the input pipeline of experts written before it was recorded (format version 1): none of it
+LEGACY_PIPELINE: dict[str, Any] = {"flip": 0.0, "zscore": False, "renormalize": None}
 MANIFEST = "experts.json"
 TENSOR = "trajectory"
 META_KEY = "videodd_expert"
@@ -80,6 +93,15 @@ class ExpertConfig:
         batch_size: mini-batch size (published 256).
         augment: DSA ops applied to each real batch, one draw per clip ([] = none, the published
             video setting; image MTT uses DSA here).
+        flip: probability that a clip is flipped left-right each time it is read (published 0.5: the
+            official loaders' ``read_images``, ``distill_utils/dataset.py`` lines 398-411, read by
+            buffer.py's DataLoader at every epoch). 0 never flips (videodd before issue 27).
+        zscore: z-score every training batch by its own scalar mean and unbiased std (published: on,
+            ``utils.py`` ``epoch`` line 770). The MTT student does NOT z-score the synthetic batches
+            (``distill_baseline.py`` line 247 calls ``student_net(x)`` on them directly).
+        renormalize: map each batch from the store's own per-channel normalization to a named one
+            before the z-score (``TrainConfig.renormalize``; published ``"imagenet"``: the official
+            loaders' ``transforms.Normalize``, ``utils.py`` lines 214-226). None leaves the store's.
         num_experts: how many experts (published 30 for video, 100 for images).
         save_epochs_up_to: keep snapshots 0..K and stop training after epoch K; None keeps every
             epoch. A recipe with ``max_start_epoch`` S and ``expert_epochs`` M needs K >= S + M - 1.
@@ -92,6 +114,9 @@ class ExpertConfig:
     weight_decay: float = 0.0
     batch_size: int = 256
     augment: tuple[str, ...] = ()
+    flip: float = 0.5
+    zscore: bool = True
+    renormalize: str | None = "imagenet"
     num_experts: int = 30
     save_epochs_up_to: int | None = None
 
@@ -103,6 +128,10 @@ class ExpertConfig:
             raise ValueError("lr must be > 0, momentum and weight_decay >= 0")
         if self.save_epochs_up_to is not None and not 1 <= self.save_epochs_up_to <= self.epochs:
             raise ValueError(f"save_epochs_up_to must be in [1, epochs={self.epochs}], got {self.save_epochs_up_to}")
+        if not 0.0 <= self.flip <= 1.0:
+            raise ValueError(f"flip is a probability in [0, 1], got {self.flip}")
+        if self.renormalize is not None and self.renormalize not in RENORMALIZATIONS:
+            raise ValueError(f"renormalize must be null or one of {list(RENORMALIZATIONS)}, got {self.renormalize!r}")
         MODELS.get(self.model)  # unknown names fail here, listing the valid ones
         if self.augment:
             AugmentConfig(ops=self.augment)  # unknown ops fail here
@@ -117,6 +146,30 @@ class ExpertConfig:
         data = to_dict(self)
         data.pop("num_experts")
         return data
+
+    def train_config(self) -> TrainConfig:
+        """The ``fit`` schedule of one expert: constant lr (buffer.py without ``--decay``) and this input pipeline."""
+        return TrainConfig(epochs=self.last_epoch, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, lr_milestones=(), flip=self.flip,
+                           batch_zscore=self.zscore, renormalize=self.renormalize)
+
+    @property
+    def published_pipeline(self) -> bool:
+        """Flips of 0.5, per-batch z-score and the ImageNet normalization: the official experts' input."""
+        return self.flip == 0.5 and self.zscore and self.renormalize == "imagenet"
+
+
+def pipeline_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The input pipeline (``flip``, ``zscore``, ``renormalize``) of an expert folder's recorded ``config``;
+    a version-1 config (which has none of them) gets :data:`LEGACY_PIPELINE`, how it was trained."""
+    return {k: config.get(k, v) for k, v in LEGACY_PIPELINE.items()}
+
+
+def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A manifest or expert metadata with its config's pipeline filled in (version-1 folders)."""
+    if "config" not in record:
+        return record
+    return {**record, "config": {**record["config"], **pipeline_of(record["config"])}}
 
 
 @dataclass
@@ -195,7 +248,7 @@ def read_expert_meta(path: str | Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-        return json.loads(meta[META_KEY])
+        return _upgrade(json.loads(meta[META_KEY]))
     except Exception as err:  # safetensors raises several types for a damaged file
         raise ExpertError(f"{path}: not a readable expert trajectory ({err})") from None
 
@@ -220,8 +273,7 @@ def train_one_expert(
     def snapshot(epoch: int, model: nn.Module) -> None:
         snapshots.append(flatten_params(model))
 
-    train_cfg = TrainConfig(epochs=cfg.last_epoch, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                            weight_decay=cfg.weight_decay, lr_milestones=())  # constant lr, as published
+    train_cfg = cfg.train_config()
     start = time.perf_counter()
     result = fit(net, StoreData(store), train_cfg, generator=generator, device=device, augment=_augment_fn(cfg.augment),
                  on_epoch_end=snapshot, progress=progress, desc=f"expert {index}")
@@ -286,7 +338,7 @@ def train_experts(
     if (existing or manifest_path.exists()) and not resume:
         raise ExpertError(f"{out} already holds expert trajectories; resume them (--resume) or choose another folder")
     if manifest_path.exists():
-        _check_same_run(json.loads(manifest_path.read_text(encoding="utf-8")), identity, out)
+        _check_same_run(_upgrade(json.loads(manifest_path.read_text(encoding="utf-8"))), identity, out)
     distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
     out.mkdir(parents=True, exist_ok=True)
 
@@ -381,6 +433,7 @@ class ExpertBuffer:
         self.manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if self.manifest.get("format") != FORMAT:
             raise ExpertError(f"{path} is not a videodd expert manifest")
+        self.manifest = _upgrade(self.manifest)  # a version-1 folder: its pipeline written out (none)
         if not self.manifest.get("experts"):
             raise ExpertError(f"{self.root}: the manifest lists no finished expert")
         self.files = [self.root / rec["file"] for rec in self.manifest["experts"]]
@@ -397,6 +450,11 @@ class ExpertBuffer:
     @property
     def last_epoch(self) -> int:
         return self.epochs_kept[-1]
+
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        """How the experts saw their clips: ``flip``, ``zscore``, ``renormalize`` (see :class:`ExpertConfig`)."""
+        return pipeline_of(self.manifest["config"])
 
     def check_store(self, store: ClipStore, *, fingerprint: bool = True) -> None:
         """Refuse a store with other classes or clip shape (and, by default, other clips)."""
