@@ -26,6 +26,7 @@ def run_methods(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    width = max(len(n) for n in MODELS)  # the *-published names are the longest
     for name in MODELS:
-        print(f"{name:16s} {MODELS.doc(name)}")
+        print(f"{name:{width}s} {MODELS.doc(name)}")
     return 0
