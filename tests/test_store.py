@@ -179,3 +179,16 @@ def test_published_preset_and_resize_validation():
         ClipSpec(size=32, resize=(40, 36), resize_short=36)
     with pytest.raises(ValueError, match="each >= size"):
         ClipSpec(size=32, resize=(40, 30))
+
+
+def test_info_describes_the_published_framing_and_the_views(tmp_path):
+    from videodd.cli.info import describe_spec, describe_store
+
+    text = describe_spec(get_clip_spec("ucf-16x112-published"))
+    assert "squashed to 160x120, centre crop 112x112" in text
+    assert "centre clip + 3 random-start views" in text and "short videos: published" in text
+    clips, labels = tiny_clips(2, 3, seed=1)
+    views = np.stack([tiny_clips(2, 3, seed=s)[0] for s in (1, 2)])  # (K=2, N=6, T, H, W, C)
+    store = write_store(tmp_path / "s", clips, labels, views=views, dataset="tiny", split="test",
+                        classes=["a", "b"], spec=TINY_SPEC, mean=[0.5] * 3, std=[0.25] * 3)
+    assert "views: 2 per video (views.npy)" in describe_store(store)

@@ -145,9 +145,15 @@ def describe_reports(path: Path) -> str:
 
 def describe_spec(spec: ClipSpec) -> str:
     """A clip spec in words."""
-    resize = f"short side to {spec.resize_short}, " if spec.resize_short else ""
-    test = f"{spec.test_clips} uniform clips" if spec.test_sampling == "uniform" else "centre clip"
-    short = spec.short_policy.replace("_", " ")
+    if spec.resize:
+        resize = f"squashed to {spec.resize[0]}x{spec.resize[1]}, "
+    else:
+        resize = f"short side to {spec.resize_short}, " if spec.resize_short else ""
+    test = "centre clip"
+    if spec.test_views:
+        test += f" + {spec.test_views} {spec.test_sampling}-start views"
+    short = ("published (stride len // T under T x stride frames, the official start range)"
+             if spec.short_policy == "stride_fit" else spec.short_policy.replace("_", " "))
     return (f"{spec.frames} frames every {spec.stride}, {resize}centre crop {spec.size}x{spec.size}; train clip "
             f"{spec.train_sampling.replace('_', ' ')}, test {test}; short videos: {short}")
 
@@ -166,6 +172,10 @@ def describe_store(store: ClipStore, max_failures: int = 20) -> str:
     lines += [f"    {f.get('source_id') or f.get('path')}: {f.get('reason')}" for f in m.failures[:max_failures]]
     if len(m.failures) > max_failures:
         lines.append(f"    ... and {len(m.failures) - max_failures} more (meta.json lists them all)")
+    if store.test_views:
+        views = m.extra.get("prepare", {}).get("views", {})
+        seed = f", seed {views['seed']}" if views.get("seed") is not None else ""
+        lines.append(f"  views: {store.test_views} per video (views.npy{seed}), read by the published protocol's passes")
     for d in m.extra.get("prepare", {}).get("dropped_classes", []):
         lines.append(f"  dropped class {d['class']!r}: {d['reason']}")
     return "\n".join(lines)
