@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import nn
 from conftest import make_tiny_stores
 from videodd.cli import main
 from videodd.evaluate import TEST_SELECTED_LABEL, EvalReport, select_on_test
+from videodd.guards import VideoddWarning
 from videodd.protocol import (
     PROTOCOLS,
     RunResult,
@@ -311,3 +313,20 @@ def test_published_test_is_the_same_under_torchrun(tmp_path):
     one, two = (json.loads((tmp_path / f"{n}.json").read_text())["result"]["runs"] for n in ("one", "two"))
     assert [r["top1"] for r in two] == [r["top1"] for r in one]
     assert [r["final_train_loss"] for r in two] == pytest.approx([r["final_train_loss"] for r in one], rel=1e-6)
+
+
+def test_an_mtt_set_whose_experts_saw_another_input_is_flagged_at_evaluation():
+    from videodd.evaluate import _warn_on_expert_pipeline
+
+    def mtt_set(zscore: bool, renormalize: str | None) -> SimpleNamespace:
+        pipeline = {"flip": 0.5, "zscore": zscore, "renormalize": renormalize}
+        return SimpleNamespace(manifest=SimpleNamespace(info={"mtt_experts_pipeline": pipeline}))
+
+    with pytest.warns(VideoddWarning, match="experts trained on batches z-scored, imagenet normalization; "
+                                            "protocol default trains on batches not z-scored"):
+        _warn_on_expert_pipeline(mtt_set(True, "imagenet"), get_protocol("default"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_on_expert_pipeline(mtt_set(True, "imagenet"), get_protocol("published"))  # matched: no warning
+        _warn_on_expert_pipeline(mtt_set(False, None), get_protocol("default"))
+        _warn_on_expert_pipeline(SimpleNamespace(manifest=SimpleNamespace(info={})), get_protocol("default"))

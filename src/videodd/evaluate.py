@@ -196,6 +196,23 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
 
 
+def _warn_on_expert_pipeline(distilled: DistilledSet, protocol: EvalProtocol) -> None:
+    """Warn when an MTT set's experts saw their batches otherwise than this protocol trains: the set and its
+    learned lr were matched to the experts' input (z-scored or not, in which normalization)."""
+    pipeline = distilled.manifest.info.get("mtt_experts_pipeline")
+    if not isinstance(pipeline, dict):
+        return
+    theirs = (bool(pipeline.get("zscore")), pipeline.get("renormalize"))
+    ours = (protocol.train.batch_zscore, protocol.train.renormalize)
+    if theirs != ours:
+        def say(zscore: bool, renorm: str | None) -> str:
+            return f"{'z-scored' if zscore else 'not z-scored'}, {renorm or 'the store'} normalization"
+
+        warnings.warn(f"the set's MTT experts trained on batches {say(*theirs)}; protocol {protocol.name} trains "
+                      f"on batches {say(*ours)}: its learned lr and pixels were matched to the experts' input "
+                      f"(the published experts go with --protocol published)", VideoddWarning, stacklevel=3)
+
+
 def evaluate(
     distilled: DistilledSet,
     test_store: ClipStore,
@@ -227,6 +244,7 @@ def evaluate(
     if test_store.num_classes <= 5:
         warnings.warn(f"{test_store.root}: {test_store.num_classes} classes: top-5 accuracy is 100 % by construction",
                       VideoddWarning, stacklevel=2)
+    _warn_on_expert_pipeline(distilled, protocol)
     device = torch.device(device)
     start = time.perf_counter()
     mat = distilled.materialize(device=device)  # the set lives on the device: no copy per step
