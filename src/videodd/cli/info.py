@@ -175,7 +175,7 @@ def describe_store(store: ClipStore, max_failures: int = 20) -> str:
     if store.test_views:
         views = m.extra.get("prepare", {}).get("views", {})
         seed = f", seed {views['seed']}" if views.get("seed") is not None else ""
-        lines.append(f"  views: {store.test_views} per video (views.npy{seed}), read by the published protocol's passes")
+        lines.append(f"  views: {store.test_views} per video (views.npy{seed}), read by the published protocol")
     for d in m.extra.get("prepare", {}).get("dropped_classes", []):
         lines.append(f"  dropped class {d['class']!r}: {d['reason']}")
     return "\n".join(lines)
