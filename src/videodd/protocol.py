@@ -287,6 +287,7 @@ def predict_test_set(model: torch.nn.Module, store: ClipStore, protocol: EvalPro
     plain = StoreData(store)
     renorm = None if renormalize is None else Renormalize.to(renormalize, store.meta.mean, store.meta.std)
     views = store_test_views(store) if protocol.test_starts == "random" else 0
+    plain_test = renorm is None and not protocol.test_flip and not protocol.test_zscore  # default's test
     outs = []
     for p in range(protocol.test_passes):
         gen = pass_generator(run_seed, p)
@@ -297,7 +298,6 @@ def predict_test_set(model: torch.nn.Module, store: ClipStore, protocol: EvalPro
             return zscore_batch(x) if protocol.test_zscore else x
 
         data = ViewData(store, p % views) if views else plain
-        plain_test = renorm is None and not protocol.test_flip and not protocol.test_zscore
         outs.append(predict(model, data, batch_size=protocol.eval_batch_size, device=device,
                             transform=None if plain_test else transform))
     if len(outs) == 1:
